@@ -1,0 +1,1 @@
+"""DAPO-style advantage estimator and policy loss, registered in verl's core_algos registries."""

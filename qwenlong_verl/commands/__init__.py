@@ -1,0 +1,1 @@
+"""Subcommands of ``qwenlong-verl``; each module defines ``register(subparsers)``."""
