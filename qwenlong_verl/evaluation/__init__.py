@@ -1,0 +1,1 @@
+"""Long-context DocQA evaluation against any OpenAI-compatible server."""
