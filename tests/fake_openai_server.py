@@ -1,0 +1,291 @@
+"""A scripted OpenAI-compatible chat server on 127.0.0.1 for tests and benchmarks.
+
+It stands in for ``vllm serve`` (``POST /v1/chat/completions``, ``GET /v1/models``) and can be told to misbehave:
+answer slowly, return HTTP 5xx, drop the connection without a reply, or send a garbage body, either for the first
+``k`` calls or for a random fraction of them. A ``responder`` callback turns the request's messages into the reply
+text. Every request is counted and its body kept.
+
+Usage::
+
+    with FakeOpenAIServer(latency_s=0.05, responder=lambda msgs: "VERDICT: YES") as server:
+        client = JudgeClient(JudgeOptions(base_url=server.base_url, ...))
+        ...
+        assert server.count == 3
+
+The behaviour can be changed while it runs (``server.configure(fail_first=2)``), and ``python
+tests/fake_openai_server.py --port 8000 --latency 0.05`` serves it from a shell. Standard library only: each
+connection gets a thread (``ThreadingHTTPServer``), so a slow reply never blocks the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Responder = Callable[[list[dict[str, Any]]], str]
+
+GARBAGE_BODY = b"<html><body>502 Bad Gateway? {not json"
+
+
+@dataclass
+class Behaviour:
+    """What the server does with each call. ``*_first`` act on the first k calls (counted from the last reset),
+    ``*_rate`` on a random fraction of the others (seeded, reproducible). Checked in the order drop, fail,
+    garbage."""
+
+    latency_s: float | Callable[[int], float] = 0.0  # seconds before answering; a callable gets the call number
+    fail_first: int = 0
+    fail_rate: float = 0.0
+    fail_status: int = 503
+    drop_first: int = 0
+    drop_rate: float = 0.0
+    garbage_first: int = 0
+    garbage_rate: float = 0.0
+    responder: Responder | None = None
+    default_reply: str = "OK"
+    model: str = "fake-judge"
+    seed: int = 0
+
+
+@dataclass
+class RequestLog:
+    number: int  # 0-based call number since the last reset
+    path: str
+    body: dict[str, Any] | None
+    outcome: str  # "ok" | "fail" | "drop" | "garbage" | "bad_request" | "not_found"
+    started: float = field(default_factory=time.monotonic)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so a client pool reuses connections like it would with vLLM
+    disable_nagle_algorithm = True  # headers and body go out in two writes: Nagle + delayed ACK would add ~40 ms
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: tests read counters, not logs
+        return
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        owner = self.server.owner
+        if self.path.rstrip("/") == "/v1/models":
+            self._send_json(200, {"object": "list", "data": [{"id": owner.behaviour.model, "object": "model"}]})
+        else:
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:  # noqa: N802
+        owner = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            owner._record(self.path, None, "not_found")
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        try:
+            body = json.loads(raw or b"null")
+            messages = body["messages"]
+            if not isinstance(messages, list):
+                raise TypeError("messages must be a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            owner._record(self.path, None, "bad_request")
+            self._send_json(400, {"error": {"message": f"bad request: {exc}"}})
+            return
+
+        number, outcome, delay, beh = owner._decide()
+        owner._record(self.path, body, outcome, number)
+        try:
+            self._reply(outcome, delay, beh, body, messages)
+        finally:
+            owner._done()
+
+    def _reply(self, outcome: str, delay: float, beh: Behaviour, body: dict[str, Any],
+               messages: list[dict[str, Any]]) -> None:
+        if delay > 0:
+            time.sleep(delay)
+        if outcome == "drop":
+            # Close without a status line: the client sees "server disconnected without sending a response".
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if outcome == "fail":
+            self._send_json(beh.fail_status, {"error": {"message": "injected server error", "code": beh.fail_status}})
+            return
+        if outcome == "garbage":
+            self._send_raw(200, GARBAGE_BODY, "application/json")
+            return
+        try:
+            text = beh.responder(messages) if beh.responder is not None else beh.default_reply
+        except Exception as exc:  # noqa: BLE001 - a broken responder is a 500, like a crashing server
+            self._send_json(500, {"error": {"message": f"responder raised {exc!r}"}})
+            return
+        self._send_json(200, _completion(body.get("model") or beh.model, text))
+
+    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        self._send_raw(status, json.dumps(payload).encode(), "application/json")
+
+    def _send_raw(self, status: int, data: bytes, ctype: str) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (timeout): nothing to do
+
+
+def _completion(model: str, text: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # a burst of 64+ new connections must not overflow the listen backlog
+    owner: FakeOpenAIServer
+
+
+class FakeOpenAIServer:
+    """A background-thread OpenAI-compatible server on 127.0.0.1 (port 0 = a free one). Context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **behaviour: Any) -> None:
+        self.behaviour = Behaviour(**behaviour)
+        self._rng = random.Random(self.behaviour.seed)
+        self._lock = threading.Lock()
+        self._calls = 0
+        self.requests: list[RequestLog] = []
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most chat requests handled at once: shows the client's real concurrency
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.owner = self
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> FakeOpenAIServer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="fake-openai-server", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- addresses -----------------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI ``base_url`` (ends in ``/v1``), as a client such as ``openai.AsyncOpenAI`` expects it."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- scripting -----------------------------------------------------------------------------------------------
+    def configure(self, **changes: Any) -> None:
+        """Change behaviour fields (e.g. ``fail_first=2``) and restart the call numbering that ``*_first`` uses."""
+        with self._lock:
+            for key, value in changes.items():
+                if not hasattr(self.behaviour, key):
+                    raise AttributeError(f"FakeOpenAIServer has no behaviour '{key}'")
+                setattr(self.behaviour, key, value)
+            if "seed" in changes:
+                self._rng = random.Random(self.behaviour.seed)
+            self._calls = 0
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._calls = 0
+            self.requests = []
+            self.max_in_flight = 0
+
+    @property
+    def count(self) -> int:
+        """Chat-completion requests received (every outcome)."""
+        with self._lock:
+            return sum(1 for r in self.requests if r.path.rstrip("/") == "/v1/chat/completions")
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        with self._lock:
+            return Counter(r.outcome for r in self.requests)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r.body for r in self.requests if r.body is not None]
+
+    # -- internals -----------------------------------------------------------------------------------------------
+    def _decide(self) -> tuple[int, str, float, Behaviour]:
+        with self._lock:
+            b = self.behaviour
+            n = self._calls
+            self._calls += 1
+            roll = self._rng.random()  # one roll split into [drop | fail | garbage | ok] bands
+            if n < b.drop_first or roll < b.drop_rate:
+                outcome = "drop"
+            elif n < b.fail_first or roll < b.drop_rate + b.fail_rate:
+                outcome = "fail"
+            elif n < b.garbage_first or roll < b.drop_rate + b.fail_rate + b.garbage_rate:
+                outcome = "garbage"
+            else:
+                outcome = "ok"
+            delay = b.latency_s(n) if callable(b.latency_s) else float(b.latency_s)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        return n, outcome, delay, b
+
+    def _record(self, path: str, body: dict[str, Any] | None, outcome: str, number: int = -1) -> None:
+        with self._lock:
+            self.requests.append(RequestLog(number, path, body, outcome))
+
+    def _done(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--reply", default="VERDICT: YES", help="fixed reply text")
+    parser.add_argument("--fail-rate", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    server = FakeOpenAIServer(port=args.port, latency_s=args.latency, default_reply=args.reply,
+                              fail_rate=args.fail_rate).start()
+    print(f"serving {server.base_url} (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
