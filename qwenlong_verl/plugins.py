@@ -8,7 +8,10 @@ failure is logged at ERROR, and ``qwenlong-verl doctor`` reads the record in :da
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
+import re
+import sys
 import traceback
 from dataclasses import dataclass
 
@@ -20,11 +23,11 @@ class PluginSpec:
     name: str  # the name users put in their config
     kind: str  # which verl registry it lands in
     module: str  # module whose import registers it
-    config_key: str  # where a verl config selects it
+    config_key: str  # the verl config key whose value selects it
 
 
 PLUGINS: tuple[PluginSpec, ...] = (
-    PluginSpec("cpu", "platform", "qwenlong_verl.cpu.platform", "VERL_PLATFORM=cpu (set by +qwenlong_env=cpu)"),
+    PluginSpec("cpu", "platform", "qwenlong_verl.cpu.platform", "qwenlong.backend"),
     PluginSpec("hf", "rollout", "qwenlong_verl.cpu.hf_rollout", "actor_rollout_ref.rollout.name"),
     PluginSpec("qwenlong", "reward_manager", "qwenlong_verl.reward.manager", "reward.reward_manager.name"),
     PluginSpec("qwenlong_grpo", "adv_estimator", "qwenlong_verl.algo.advantage", "algorithm.adv_estimator"),
@@ -66,4 +69,52 @@ def failed() -> list[PluginStatus]:
     return [s for s in STATUS.values() if not s.loaded]
 
 
+SEARCHPATH_MODULE = "hydra_plugins.qwenlong_verl_searchpath.qwenlong_verl_searchpath"
+_RECIPE_ARG = re.compile(r"^\+{0,2}(recipe|qwenlong_env|sft_recipe)=(\S+)$")
+
+
+def check_recipe_args(argv: list[str]) -> str | None:
+    """The driver-side guard for a missing Hydra search-path plugin.
+
+    Without it Hydra accepts ``+recipe=qwenlong_phase2`` as a plain string key and verl trains with its defaults.
+    This runs when ``import verl`` loads the plugins in a verl entry point, before Hydra parses the command line;
+    it returns the error message, or None when all is well.
+    """
+    asked = [m.group(0) for a in argv[1:] if (m := _RECIPE_ARG.match(a)) and m.group(2).startswith(("qwenlong", "cpu"))]
+    if not asked:
+        return None
+    if searchpath_plugin_discovered():
+        return None
+    return (
+        f"qwenlong-verl: {' '.join(asked)} needs the Hydra search-path plugin {SEARCHPATH_MODULE}, which this Python "
+        "cannot import, so Hydra would take the recipe for a plain string and verl would train with its defaults. "
+        "Reinstall the package (`pip install qwenlong-verl`) or pass "
+        "'hydra.searchpath=[pkg://qwenlong_verl.hydra_configs]'."
+    )
+
+
+def searchpath_plugin_discovered() -> bool:
+    """Whether Hydra's own plugin discovery (a walk of the ``hydra_plugins`` namespace) finds our plugin."""
+    try:
+        from hydra.core.plugins import Plugins
+        from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+        found = Plugins.instance().discover(SearchPathPlugin)
+    except Exception as exc:  # noqa: BLE001
+        logger.debug("hydra plugin discovery failed: %s", exc)
+        return False
+    return any(f"{c.__module__}.{c.__name__}" == f"{SEARCHPATH_MODULE}.QwenLongVerlSearchPathPlugin" for c in found)
+
+
+def _is_verl_hydra_entry(argv0: str) -> bool:
+    return argv0.replace("\\", "/").endswith(("verl/trainer/main_ppo.py", "verl/trainer/sft_trainer.py"))
+
+
 load_all()
+
+if sys.argv and _is_verl_hydra_entry(sys.argv[0]) and not any(a.startswith("hydra.searchpath") for a in sys.argv):
+    _message = check_recipe_args(sys.argv)
+    if _message:
+        logger.error(_message)
+        # SystemExit passes verl's `except Exception` around entry-point loading: stop before Ray starts.
+        raise SystemExit(_message)
