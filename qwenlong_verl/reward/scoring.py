@@ -171,11 +171,12 @@ def check_row(row: Mapping[str, Any], position: int | str) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # verl reward.custom_reward_function entry points
 # ---------------------------------------------------------------------------------------------------------------
-_SCORE_FIELDS = {f for f in ScoreOptions.__dataclass_fields__}
+# keyword arguments verl's reward managers add to every call; any other unknown keyword is a typo and an error
+_VERL_KWARGS = {"reward_router_address", "reward_model_tokenizer"}
 
 
 def _options(kwargs: Mapping[str, Any]) -> ScoreOptions:
-    return options_from(ScoreOptions, {k: v for k, v in kwargs.items() if k in _SCORE_FIELDS},
+    return options_from(ScoreOptions, {k: v for k, v in kwargs.items() if k not in _VERL_KWARGS},
                         "reward.custom_reward_function.reward_kwargs")
 
 
