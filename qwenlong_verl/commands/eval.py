@@ -1,0 +1,196 @@
+"""``qwenlong-verl eval``: evaluate a checkpoint served by an OpenAI-compatible server on long-context DocQA files,
+the way QwenLong-L1 does (PAPER §3.3); ``qwenlong-verl eval-convert``: verl RL parquet -> the eval JSONL layout.
+
+Example (vLLM serving the checkpoint on port 8000, a judge on port 8001)::
+
+    qwenlong-verl eval --endpoint http://localhost:8000 --model /ckpt/qwenlong-14b --data docmath.jsonl \\
+        --data hotpotqa.jsonl --out eval/qwenlong-14b --n-samples 4 \\
+        --judge-endpoint http://localhost:8001 --judge-model Qwen2.5-1.5B-Instruct
+
+Rerunning the same command resumes: finished (row, sample) pairs are read from ``OUT/generations.jsonl``.
+Exit status: 0 when every sample is done, 1 when some failed (rerun to retry them), 2 for bad input or options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("qwenlong_verl.eval")
+
+
+def _positive_ints(text: str) -> list[int]:
+    try:
+        ks = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+    if not ks or any(k < 1 for k in ks):
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return ks
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "eval", help="evaluate a served model on long-context DocQA benchmarks (QwenLong-L1 protocol)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("model server")
+    g.add_argument("--endpoint", required=True, help="OpenAI-compatible server: http://host:port[/v1]")
+    g.add_argument("--model", required=True, help="model name the server knows (vLLM: the served model path/name)")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var with the server's API key (optional)")
+    g.add_argument("--concurrency", type=int, default=32, help="generation requests in flight at most (32)")
+    g.add_argument("--timeout", type=float, default=1800.0, help="seconds per request (1800)")
+    g.add_argument("--max-retries", type=int, default=4, help="retries of a failed request (4)")
+    g.add_argument("--retry-backoff", type=float, default=1.0,
+                   help="seconds before the first retry; doubles with each retry (1.0)")
+    g = p.add_argument_group("data and output")
+    g.add_argument("--data", action="append", required=True, metavar="FILE",
+                   help="JSONL or parquet file in the eval layout or the verl RL layout; repeat for several")
+    g.add_argument("--out", required=True, help="output directory (resumed when it exists)")
+    g.add_argument("--limit", type=int, default=None, help="use only the first N rows of each file (smoke tests)")
+    g = p.add_argument_group("sampling (defaults: the paper's)")
+    g.add_argument("--tokenizer", default=None,
+                   help="tokenizer for middle truncation and token counts (default: --model when it is a local dir)")
+    g.add_argument("--max-input-tokens", type=int, default=120_000,
+                   help="middle-truncate prompts to this many tokens (120000; 0 disables)")
+    g.add_argument("--max-tokens", type=int, default=10_000, help="max output tokens (10000)")
+    g.add_argument("--temperature", type=float, default=0.7)
+    g.add_argument("--top-p", type=float, default=0.95)
+    g.add_argument("-n", "--n-samples", type=int, default=1, help="samples per row (pass@k for k <= n)")
+    g.add_argument("--pass-k", type=_positive_ints, default=None, help="k values, e.g. 1,2,16 (default 1,2,4..n)")
+    g.add_argument("--seed", type=int, default=None, help="per-request seed = SEED + sample index (vLLM)")
+    g = p.add_argument_group("scoring")
+    g.add_argument("--judge-endpoint", default=None, help="OpenAI-compatible server of the LLM judge (off if unset)")
+    g.add_argument("--judge-model", default=None, help="judge model name (paper eval: DeepSeek-V3)")
+    g.add_argument("--judge-api-key-env", default=None, help="env var with the judge's API key")
+    g.add_argument("--judge-concurrency", type=int, default=16, help="judge requests in flight at most (16)")
+    g.add_argument("--family", action="append", default=[], metavar="DATA_SOURCE=FAMILY",
+                   help="rule family (qa, math, choice) of a data_source the scorer does not know; repeatable")
+    g.add_argument("--default-family", default=None, choices=("qa", "math", "choice"),
+                   help="rule family for every unknown data_source (default: unknown is an error)")
+    g.add_argument("--qa-metric", default="em_or_sub_em", choices=("em_or_sub_em", "sub_em", "em", "f1"),
+                   help="rule score of QA benchmarks (em_or_sub_em: the paper's eval)")
+    g.add_argument("--rescore", action="store_true", help="score every stored response again before continuing")
+    g = p.add_argument_group("run control")
+    g.add_argument("--force-resume", action="store_true", help="resume although the settings in run.json differ")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+    c = subparsers.add_parser("eval-convert", help="convert a verl RL parquet/JSONL file to the eval JSONL layout")
+    c.add_argument("src", help="verl RL file (data_source, prompt, reward_model.ground_truth, extra_info)")
+    c.add_argument("dst", help="output .jsonl")
+    c.set_defaults(func=run_convert)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from qwenlong_verl.evaluation.data import EvalDataError, convert_verl_file
+
+    try:
+        n = convert_verl_file(args.src, args.dst)
+    except EvalDataError as exc:
+        logger.error("%s", exc)
+        logger.debug("details", exc_info=True)
+        return 2
+    logger.info("wrote %d rows to %s", n, args.dst)
+    return 0
+
+
+def load_tokenizer(args: argparse.Namespace) -> tuple[Any | None, str | None]:
+    name = args.tokenizer
+    if name is None and Path(args.model).is_dir():
+        name = args.model
+    if name is None:
+        if args.max_input_tokens > 0:
+            raise ValueError("middle truncation needs a tokenizer: pass --tokenizer PATH (the served model's "
+                             "tokenizer), or --max-input-tokens 0 to send prompts uncut")
+        return None, None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name), name
+
+
+def _judge_url(endpoint: str) -> str:
+    base = endpoint.rstrip("/")
+    if base.endswith("/chat/completions") or base.endswith("/v1"):
+        return base
+    return base + "/v1"
+
+
+def build_scorer(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """(scorer, judge client or None, scorer settings for run.json)."""
+    from qwenlong_verl.reward.scoring import HybridScorer, ScoreOptions
+
+    families: dict[str, str] = {}
+    for item in args.family:
+        ds, sep, fam = item.partition("=")
+        if not sep or not ds or not fam:
+            raise ValueError(f"--family expects DATA_SOURCE=FAMILY, got {item!r}")
+        families[ds] = fam
+    score_opts = ScoreOptions(families=families, default_family=args.default_family, qa_metric=args.qa_metric)
+    judge = None
+    if bool(args.judge_endpoint) != bool(args.judge_model):
+        raise ValueError("--judge-endpoint and --judge-model go together")
+    if args.judge_endpoint:
+        from qwenlong_verl.reward.judge import JudgeClient, JudgeOptions
+
+        kwargs: dict[str, Any] = {"base_url": _judge_url(args.judge_endpoint), "model": args.judge_model,
+                                  "max_concurrency": args.judge_concurrency}
+        if args.judge_api_key_env:
+            kwargs["api_key_env"] = args.judge_api_key_env
+        judge = JudgeClient(JudgeOptions(**kwargs))
+    settings = {"judge_model": args.judge_model, "families": families, "default_family": args.default_family,
+                "qa_metric": args.qa_metric}
+    return HybridScorer(score_opts, judge=judge), judge, settings
+
+
+async def _evaluate(args: argparse.Namespace) -> int:
+    from qwenlong_verl.evaluation.client import ChatClient, ChatOptions
+    from qwenlong_verl.evaluation.data import load_rows
+    from qwenlong_verl.evaluation.runner import EvalOptions, run_eval
+    from qwenlong_verl.evaluation.truncation import MiddleTruncator
+
+    rows = load_rows(args.data, limit=args.limit)
+    tokenizer, tok_name = await asyncio.to_thread(load_tokenizer, args)
+    truncator = MiddleTruncator(tokenizer, args.max_input_tokens)
+    count = None
+    if tokenizer is not None:
+        def count(text: str) -> int:
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    chat_opts = ChatOptions(
+        endpoint=args.endpoint, model=args.model, api_key_env=args.api_key_env, temperature=args.temperature,
+        top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed, timeout_s=args.timeout,
+        max_retries=args.max_retries, backoff_s=args.retry_backoff, max_connections=max(args.concurrency, 1),
+    )
+    options = EvalOptions(out_dir=args.out, n_samples=args.n_samples, concurrency=args.concurrency,
+                          pass_ks=args.pass_k, progress=not args.no_progress, force_resume=args.force_resume,
+                          rescore=args.rescore)
+    scorer, judge, scorer_settings = build_scorer(args)
+    try:
+        async with ChatClient(chat_opts) as chat:
+            result = await run_eval(rows, chat, scorer, truncator, options, tokenizer_name=tok_name,
+                                    scorer_settings=scorer_settings, count_tokens=count)
+    finally:
+        if judge is not None:
+            await judge.aclose()
+    avg = result.report["average"]
+    logger.info("asked %d sample(s), reused %d; average accuracy %s over %d benchmark(s); report: %s",
+                result.asked, result.reused, avg["accuracy"], len(result.report["benchmarks"]), result.paths["md"])
+    return 0 if result.complete else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from qwenlong_verl.evaluation.data import EvalDataError
+    from qwenlong_verl.evaluation.store import EvalStoreError
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return asyncio.run(_evaluate(args))
+    except (EvalDataError, EvalStoreError, ValueError, OSError) as exc:
+        logger.error("%s", exc)
+        logger.debug("details", exc_info=True)
+        return 2

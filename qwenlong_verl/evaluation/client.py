@@ -1,0 +1,174 @@
+"""A small async client for an OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM's server in production).
+
+One request per sample (``n=1``): each (row, sample) pair is then its own unit of resume, and vLLM's prefix caching
+shares the prompt's prefill between the samples of a row anyway. Transient failures (connection errors, timeouts,
+HTTP 408/409/429/5xx, an unreadable body) are retried with exponential backoff; other HTTP errors (a prompt longer
+than the server's context, a wrong model name) fail at once with the server's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class ChatRequestError(RuntimeError):
+    """A chat request failed for good; ``retryable`` says whether retries were spent (True) or pointless."""
+
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass
+class ChatOptions:
+    endpoint: str  # http://host:port, .../v1 or .../v1/chat/completions
+    model: str
+    api_key_env: str | None = "OPENAI_API_KEY"  # sent as a Bearer token when that variable is set
+    temperature: float = 0.7  # PAPER §3.3
+    top_p: float = 0.95
+    max_tokens: int = 10000  # PAPER: 10K output
+    seed: int | None = None  # per-sample seed = seed + sample index, for reproducible vLLM sampling
+    timeout_s: float = 1800.0  # a 10K-token answer over a 120K prompt can take many minutes
+    connect_timeout_s: float = 10.0
+    max_retries: int = 4
+    backoff_s: float = 1.0
+    max_connections: int = 64
+    extra_body: dict[str, Any] | None = None  # e.g. {"top_k": 20} for vLLM
+
+    def __post_init__(self) -> None:
+        if not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"endpoint must start with http:// or https://, got {self.endpoint!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+
+    @property
+    def url(self) -> str:
+        base = self.endpoint.rstrip("/")
+        if base.endswith("/chat/completions"):
+            return base
+        if base.endswith("/v1"):
+            return base + "/chat/completions"
+        return base + "/v1/chat/completions"
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str  # "<think>reasoning</think>answer" when the server splits reasoning out
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    attempts: int
+
+
+def parse_completion(payload: Any) -> tuple[str, str | None, int | None, int | None]:
+    """(text, finish_reason, prompt_tokens, completion_tokens) of a chat-completion body; ValueError if malformed.
+
+    vLLM with ``--reasoning-parser`` moves the thinking into ``reasoning_content`` (newer: ``reasoning``); the
+    scorer needs the ``</think>`` marker, so the two are joined back as the model wrote them.
+    """
+    if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list) or not payload["choices"]:
+        raise ValueError(f"no choices in response: {str(payload)[:200]!r}")
+    choice = payload["choices"][0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise ValueError(f"no message in choice: {str(choice)[:200]!r}")
+    content = message.get("content") or ""
+    if not isinstance(content, str):
+        raise ValueError(f"message content is not text: {str(content)[:200]!r}")
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning and "</think>" not in content:
+        content = f"<think>\n{reasoning}\n</think>\n\n{content}"
+    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+
+    def _tokens(key: str) -> int | None:
+        v = usage.get(key)
+        return int(v) if isinstance(v, int) and v > 0 else None  # 0 from a server that does not count
+
+    return content, choice.get("finish_reason"), _tokens("prompt_tokens"), _tokens("completion_tokens")
+
+
+class ChatClient:
+    """Async chat client with its own connection pool; use as ``async with ChatClient(opts) as c``."""
+
+    def __init__(self, options: ChatOptions, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.options = options
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(options.api_key_env) if options.api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        limits = httpx.Limits(max_connections=options.max_connections,
+                              max_keepalive_connections=options.max_connections)
+        timeout = httpx.Timeout(options.timeout_s, connect=options.connect_timeout_s)
+        self._client = httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits, transport=transport)
+        self._rng = random.Random()
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def body(self, user_message: str, sample: int) -> dict[str, Any]:
+        o = self.options
+        body: dict[str, Any] = {
+            "model": o.model,
+            "messages": [{"role": "user", "content": user_message}],
+            "temperature": o.temperature,
+            "top_p": o.top_p,
+            "max_tokens": o.max_tokens,
+            "n": 1,
+        }
+        if o.seed is not None:
+            body["seed"] = o.seed + sample
+        if o.extra_body:
+            body.update(o.extra_body)
+        return body
+
+    async def complete(self, user_message: str, sample: int = 0) -> Completion:
+        body = self.body(user_message, sample)
+        o = self.options
+        last = ""
+        for attempt in range(o.max_retries + 1):
+            if attempt:
+                delay = o.backoff_s * 2 ** (attempt - 1) * (0.5 + self._rng.random())
+                await asyncio.sleep(delay)
+            try:
+                resp = await self._client.post(o.url, json=body)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                logger.debug("chat request attempt %d failed: %s", attempt + 1, last)
+                continue
+            if resp.status_code != 200:
+                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                if resp.status_code in RETRY_STATUS:
+                    logger.debug("chat request attempt %d failed: %s", attempt + 1, last)
+                    continue
+                raise ChatRequestError(f"{o.url} refused the request: {last}", retryable=False)
+            try:
+                text, finish, p_tok, c_tok = parse_completion(resp.json())
+            except ValueError as exc:  # a garbage body (JSONDecodeError is a ValueError too)
+                last = f"bad response body: {exc}"
+                continue
+            return Completion(text, finish, p_tok, c_tok, attempt + 1)
+        raise ChatRequestError(f"{o.url}: gave up after {o.max_retries + 1} attempts; last error: {last}",
+                               retryable=True)

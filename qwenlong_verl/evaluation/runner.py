@@ -1,0 +1,294 @@
+"""The evaluation loop: prompts -> middle truncation -> bounded concurrent sampling -> scoring -> appended records.
+
+Each (row, sample) pair is one job. ``concurrency`` workers take jobs in row order, so a row's prompt is truncated
+once (in a thread: tokenizing 120K tokens takes a while) and shared by its samples. Every finished sample is scored
+at once and appended to ``generations.jsonl``; a failed sample (retries spent, or refused by the server) is logged
+and left out of the file, so the next run asks for it again. The report is built from the file at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from qwenlong_verl.evaluation.client import ChatClient, ChatRequestError, Completion
+from qwenlong_verl.evaluation.data import PROMPT_TEMPLATE, EvalDataError, EvalRow
+from qwenlong_verl.evaluation.report import build_report, write_report
+from qwenlong_verl.evaluation.store import GenerationStore, Key
+from qwenlong_verl.evaluation.truncation import MiddleTruncator, Truncated
+
+logger = logging.getLogger(__name__)
+
+SCORE_FIELDS = ("score", "acc", "rule_score", "judge_score", "judge_called", "judge_failed", "judge_cached",
+                "extracted_answer", "family")
+
+
+class Scorer(Protocol):
+    """What the runner needs from the reward's ``HybridScorer``."""
+
+    def score(self, data_source: str, question: str, response: str, ground_truth: Any) -> Awaitable[Any]: ...
+
+
+@dataclass
+class EvalOptions:
+    out_dir: str
+    n_samples: int = 1  # samples per row; > 1 gives pass@k
+    concurrency: int = 32  # generation requests in flight at most
+    pass_ks: list[int] | None = None  # default 1, 2, 4, ..., n
+    progress: bool = True
+    force_resume: bool = False  # resume although run.json settings differ
+    rescore: bool = False  # score every stored response again (e.g. with a judge added) before continuing
+
+    def __post_init__(self) -> None:
+        if self.n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+
+
+@dataclass
+class EvalResult:
+    report: dict[str, Any]
+    paths: dict[str, Path]
+    asked: int  # samples requested in this run
+    reused: int  # samples found in generations.jsonl from earlier runs
+    failed: list[tuple[str, int, str]] = field(default_factory=list)  # (id, sample, error)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.report["complete"]) and not self.failed
+
+
+def ground_truth(row: EvalRow) -> Any:
+    """One gold answer as a string, several as a list (the scorer takes the best match over them)."""
+    return row.answers[0] if len(row.answers) == 1 else list(row.answers)
+
+
+def score_fields(result: Any) -> dict[str, Any]:
+    """The scorer's result as a flat dict (``SampleScore.as_dict()``: score, rule/judge parts, em/sub_em/f1...)."""
+    if hasattr(result, "as_dict"):
+        d = dict(result.as_dict())
+    elif dataclasses.is_dataclass(result):
+        d = dataclasses.asdict(result)
+    elif isinstance(result, Mapping):
+        d = dict(result)
+    else:
+        d = {k: getattr(result, k) for k in SCORE_FIELDS if hasattr(result, k)}
+    if d.get("score") is None:
+        raise TypeError(f"scorer returned no 'score': {result!r}")
+    d.pop("data_source", None)  # the record has its own
+    d["score"] = float(d["score"])
+    d["correct"] = bool(d["acc"]) if d.get("acc") is not None else d["score"] >= 1.0
+    return d
+
+
+def preflight(rows: Sequence[EvalRow], scorer: Scorer) -> None:
+    """Check every row against the scorer's rules (known data_source, parsable gold) before any request."""
+    rule_only = getattr(scorer, "rule_only", None)
+    if rule_only is None:
+        return
+    for row in rows:
+        try:
+            rule_only(row.data_source, "", ground_truth(row))
+        except ValueError as exc:
+            raise EvalDataError(f"{row.source} (id {row.id!r}): {exc}") from exc
+
+
+def generation_settings(chat: ChatClient, truncator: MiddleTruncator, tokenizer_name: str | None) -> dict[str, Any]:
+    """Settings that change what the model is asked; a resumed run must match them."""
+    o = chat.options
+    return {
+        "model": o.model,
+        "temperature": o.temperature,
+        "top_p": o.top_p,
+        "max_tokens": o.max_tokens,
+        "seed": o.seed,
+        "extra_body": o.extra_body,
+        "max_input_tokens": truncator.max_tokens,
+        "tokenizer": tokenizer_name,
+        "template_sha1": hashlib.sha1(PROMPT_TEMPLATE.encode()).hexdigest()[:12],
+    }
+
+
+class _PromptCache:
+    """Truncate each row's prompt once, in a worker thread, and share it between the row's samples."""
+
+    def __init__(self, truncator: MiddleTruncator, pending: Counter[str]) -> None:
+        self.truncator = truncator
+        self.pending = pending  # samples of each row still to run: the entry is freed after the last
+        self.tasks: dict[str, asyncio.Task[Truncated]] = {}
+
+    async def get(self, row: EvalRow) -> Truncated:
+        task = self.tasks.get(row.id)
+        if task is None:
+            task = asyncio.ensure_future(asyncio.to_thread(self.truncator, row.user_message()))
+            self.tasks[row.id] = task
+        return await task
+
+    def release(self, row: EvalRow) -> None:
+        self.pending[row.id] -= 1
+        if self.pending[row.id] <= 0:
+            self.tasks.pop(row.id, None)
+
+
+async def _rescore(records: dict[Key, dict[str, Any]], rows: Mapping[str, EvalRow], scorer: Scorer,
+                   concurrency: int, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    sem = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=len(records), desc="rescore", unit="sample", disable=not progress)
+
+    async def one(rec: dict[str, Any]) -> None:
+        row = rows[rec["id"]]
+        async with sem:
+            rec.update(score_fields(await scorer.score(row.data_source, row.question, rec["response"],
+                                                       ground_truth(row))))
+        bar.update(1)
+
+    try:
+        await asyncio.gather(*(one(r) for r in records.values()))
+    finally:
+        bar.close()
+
+
+async def run_eval(
+    rows: Sequence[EvalRow],
+    chat: ChatClient,
+    scorer: Scorer,
+    truncator: MiddleTruncator,
+    options: EvalOptions,
+    *,
+    tokenizer_name: str | None = None,
+    scorer_settings: Mapping[str, Any] | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+) -> EvalResult:
+    """Evaluate ``rows`` (``options.n_samples`` each), resuming from ``options.out_dir``; write the reports."""
+    from tqdm.auto import tqdm
+
+    preflight(rows, scorer)
+    store = GenerationStore(options.out_dir)
+    gen_settings = generation_settings(chat, truncator, tokenizer_name)
+    settings = {**gen_settings, "scorer": dict(scorer_settings or {})}
+    # --rescore recomputes every stored score below, so a changed scorer is no reason to refuse the directory.
+    store.check_manifest(settings, force=options.force_resume, ignore=("scorer",) if options.rescore else ())
+
+    by_id = {r.id: r for r in rows}
+    stored = store.load()
+    foreign = [k for k in stored if k[0] not in by_id]
+    beyond = [k for k in stored if k[0] in by_id and k[1] >= options.n_samples]
+    if foreign:
+        logger.warning("%d stored sample(s) belong to ids not in --data (e.g. %r); they stay in %s but are left "
+                       "out of this report", len(foreign), foreign[0][0], store.path)
+    if beyond:
+        logger.warning("%d stored sample(s) have a sample index >= n=%d; left out of this report", len(beyond),
+                       options.n_samples)
+    done = {k: v for k, v in stored.items() if k[0] in by_id and k[1] < options.n_samples}
+    for key, rec in done.items():
+        if rec.get("benchmark") != by_id[key[0]].benchmark:
+            raise ValueError(f"{store.path}: id {key[0]!r} was stored under benchmark {rec.get('benchmark')!r} "
+                             f"but the data now says {by_id[key[0]].benchmark!r}; ids must be stable")
+
+    if options.rescore and stored:
+        logger.info("re-scoring %d stored sample(s)", len(stored))
+        await _rescore({k: v for k, v in stored.items() if k[0] in by_id}, by_id, scorer, options.concurrency,
+                       options.progress)
+        store.rewrite(stored.values())
+
+    jobs = [(row, s) for row in rows for s in range(options.n_samples) if (row.id, s) not in done]
+    total = len(rows) * options.n_samples
+    logger.info("%d of %d samples already done in %s; asking for %d", len(done), total, store.dir, len(jobs))
+    failed: list[tuple[str, int, str]] = []
+    new: dict[Key, dict[str, Any]] = {}
+    correct = sum(bool(r.get("correct")) for r in done.values())
+
+    queue: asyncio.Queue[tuple[EvalRow, int]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    cache = _PromptCache(truncator, Counter(row.id for row, _ in jobs))
+    bar = tqdm(total=total, initial=len(done), desc="eval", unit="sample", disable=not options.progress,
+               dynamic_ncols=True)
+
+    async def run_one(row: EvalRow, sample: int) -> dict[str, Any]:
+        prompt = await cache.get(row)
+        t0 = time.monotonic()
+        comp: Completion = await chat.complete(prompt.text, sample)
+        latency = time.monotonic() - t0
+        scored = score_fields(await scorer.score(row.data_source, row.question, comp.text, ground_truth(row)))
+        resp_tokens = comp.completion_tokens
+        if resp_tokens is None and count_tokens is not None:
+            resp_tokens = await asyncio.to_thread(count_tokens, comp.text)
+        return {
+            "id": row.id,
+            "sample": sample,
+            "benchmark": row.benchmark,
+            "data_source": row.data_source,
+            "question": row.question,
+            "answers": list(row.answers),
+            "response": comp.text,
+            "finish_reason": comp.finish_reason,
+            "input_tokens": prompt.original_tokens if prompt.original_tokens >= 0 else None,
+            "input_tokens_sent": prompt.tokens if prompt.tokens >= 0 else None,
+            "input_truncated": prompt.truncated,
+            "prompt_tokens": comp.prompt_tokens,
+            "response_tokens": resp_tokens,
+            "attempts": comp.attempts,
+            "latency_s": round(latency, 3),
+            **scored,
+        }
+
+    async def worker() -> None:
+        nonlocal correct
+        while True:
+            try:
+                row, sample = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            try:
+                rec = await run_one(row, sample)
+            except ChatRequestError as exc:
+                failed.append((row.id, sample, str(exc)))
+                logger.error("id=%s sample=%d failed: %s", row.id, sample, exc)
+            else:
+                store.append(rec)  # no await between here and the flush: lines never interleave
+                new[(row.id, sample)] = rec
+                correct += rec["correct"]
+                bar.update(1)
+                bar.set_postfix(acc=f"{100.0 * correct / max(1, len(done) + len(new)):.1f}", failed=len(failed),
+                                refresh=False)
+            finally:
+                cache.release(row)
+
+    store.open()
+    try:
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(options.concurrency, max(1, len(jobs))))]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+    finally:
+        store.close()
+        bar.close()
+
+    records = list({**done, **new}.values())
+    bench_rows = Counter(r.benchmark for r in rows)
+    meta = {"model": chat.options.model, "endpoint": chat.options.endpoint, "n": options.n_samples,
+            "temperature": chat.options.temperature, "top_p": chat.options.top_p,
+            "max_tokens": chat.options.max_tokens, "max_input_tokens": truncator.max_tokens,
+            "judge": (scorer_settings or {}).get("judge_model")}
+    report = build_report(records, bench_rows, options.n_samples, options.pass_ks, meta)
+    report["failed"] = [{"id": i, "sample": s, "error": e} for i, s, e in failed]
+    paths = write_report(report, options.out_dir)
+    if failed:
+        logger.error("%d sample(s) failed; rerun the same command to retry only those", len(failed))
+    return EvalResult(report=report, paths=paths, asked=len(jobs), reused=len(done), failed=failed)

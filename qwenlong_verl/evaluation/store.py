@@ -1,0 +1,127 @@
+"""The output directory of an evaluation run: append-only generations, the run manifest, resume.
+
+``generations.jsonl`` gets one line per finished (row id, sample index), written and flushed as soon as the sample
+is generated and scored. A run that is killed loses at most the samples in flight: on resume the file is read back,
+a torn last line (the process died mid-write) is cut off, and only the missing pairs are requested again.
+``run.json`` records the settings that change what the model is asked; resuming with different ones is refused
+(a mixed file would average two different experiments).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+GENERATIONS = "generations.jsonl"
+MANIFEST = "run.json"
+
+Key = tuple[str, int]
+
+
+class EvalStoreError(RuntimeError):
+    """The output directory cannot be resumed as is; the message says which file/line/setting and why."""
+
+
+class GenerationStore:
+    def __init__(self, out_dir: str | Path) -> None:
+        self.dir = Path(out_dir)
+        self.path = self.dir / GENERATIONS
+        self.manifest_path = self.dir / MANIFEST
+        self._fh: Any = None
+
+    # -- manifest ------------------------------------------------------------------------------------------------
+    def check_manifest(self, settings: Mapping[str, Any], force: bool = False, ignore: Iterable[str] = ()) -> None:
+        """Write ``settings`` as run.json, or compare them (all but ``ignore``) with the stored ones when resuming."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.manifest_path.exists():
+            try:
+                old = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise EvalStoreError(f"{self.manifest_path}: unreadable ({exc})") from exc
+            skip = set(ignore)
+            diff = {k: (old.get(k), v) for k, v in settings.items() if k not in skip and old.get(k) != v}
+            if diff and not force:
+                lines = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, (a, b) in sorted(diff.items()))
+                raise EvalStoreError(
+                    f"{self.dir} holds a run with other settings ({lines}). Use another --out, or --force-resume "
+                    "to mix them anyway."
+                )
+            if diff:
+                logger.warning("resuming %s with changed settings: %s", self.dir, sorted(diff))
+        tmp = self.manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(dict(settings), indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.manifest_path)
+
+    # -- generations ---------------------------------------------------------------------------------------------
+    def load(self) -> dict[Key, dict[str, Any]]:
+        """Read every finished sample; repairs a torn last line, refuses a corrupt line elsewhere."""
+        if not self.path.exists():
+            return {}
+        data = self.path.read_bytes()
+        records: dict[Key, dict[str, Any]] = {}
+        lines = data.split(b"\n")
+        # Without a trailing newline the last piece may be a write cut short by a kill.
+        complete, tail = (lines[:-1], lines[-1])
+        good_bytes = 0
+        for i, raw in enumerate(complete, start=1):
+            if raw.strip():
+                rec = self._parse(raw, i)
+                if rec is None:
+                    raise EvalStoreError(f"{self.path}:{i}: corrupt line (not a generation record); fix or delete it")
+                key = (rec["id"], rec["sample"])
+                if key in records:
+                    logger.warning("%s:%d: second record for id=%r sample=%d; keeping the later one",
+                                   self.path, i, key[0], key[1])
+                records[key] = rec
+            good_bytes += len(raw) + 1
+        if tail.strip():
+            rec = self._parse(tail, len(complete) + 1)
+            if rec is None:
+                logger.warning("%s: dropping a torn last line (%d bytes) from an interrupted run; that sample will "
+                               "be asked again", self.path, len(tail))
+                with self.path.open("r+b") as fh:
+                    fh.truncate(good_bytes)
+            else:
+                records[(rec["id"], rec["sample"])] = rec
+                with self.path.open("ab") as fh:
+                    fh.write(b"\n")
+        return records
+
+    @staticmethod
+    def _parse(raw: bytes, lineno: int) -> dict[str, Any] | None:
+        try:
+            rec = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if not isinstance(rec, dict) or not isinstance(rec.get("id"), str) or not isinstance(rec.get("sample"), int):
+            return None
+        return rec
+
+    def open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("a", encoding="utf-8")
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        # One write call per line, flushed at once: a kill can tear only the line being written.
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def rewrite(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Replace the whole file atomically (after re-scoring)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        os.replace(tmp, self.path)
