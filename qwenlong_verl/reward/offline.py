@@ -1,0 +1,124 @@
+"""Offline scoring of response files: load rows, score them with :class:`HybridScorer`, summarise per data_source.
+
+Used by ``qwenlong-verl score``. A row is ``{data_source, question, response, ground_truth}``; verl's RL layout
+(``reward_model.ground_truth``, ``extra_info.question``) is accepted too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from qwenlong_verl.reward.scoring import RowError, SampleScore
+
+
+def _plain(value: Any) -> Any:
+    """pyarrow/numpy containers to Python lists/dicts (parquet list columns come back as numpy arrays)."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        return _plain(value.tolist())
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def normalise_row(row: Mapping[str, Any], position: int) -> dict[str, Any]:
+    """The scorer's row from either layout; raises :class:`RowError` naming the row and key."""
+    if not isinstance(row, Mapping):
+        raise RowError(f"row {position}: expected an object, got {type(row).__name__}")
+    out = dict(row)
+    rm = out.get("reward_model")
+    if out.get("ground_truth") is None and isinstance(rm, Mapping):
+        out["ground_truth"] = rm.get("ground_truth")
+    info = out.get("extra_info")
+    if out.get("question") is None and isinstance(info, Mapping):
+        out["question"] = info.get("question")
+    if out.get("response") is None:
+        raise RowError(f"row {position}: missing key 'response' (keys: {sorted(out)})")
+    return out
+
+
+def load_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``.jsonl``/``.json`` (one object per line, or a JSON list) or ``.parquet`` file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pandas as pd
+
+        rows = [_plain(r) for r in pd.read_parquet(path).to_dict(orient="records")]
+    elif suffix in (".jsonl", ".json"):
+        text = path.read_text(encoding="utf-8")
+        stripped = text.lstrip()
+        if suffix == ".json" and stripped.startswith("["):
+            rows = json.loads(text)
+        else:
+            rows = []
+            for lineno, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise RowError(f"{path}:{lineno}: not valid JSON: {exc}") from exc
+    else:
+        raise ValueError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json or .parquet)")
+    return [normalise_row(r, i) for i, r in enumerate(rows)]
+
+
+def summarise(scores: Sequence[SampleScore]) -> dict[str, dict[str, float]]:
+    """Per data_source (and ``ALL``): rows, score = mean of max(rule, judge) in %, rule accuracy %, EM / sub-EM /
+    F1 % where the family reports them, judge calls, judge YES and judge failures."""
+    groups: dict[str, list[SampleScore]] = defaultdict(list)
+    for s in scores:
+        groups[s.data_source].append(s)
+    out: dict[str, dict[str, float]] = {}
+    for name, items in [*sorted(groups.items()), ("ALL", list(scores))]:
+        if not items:
+            continue
+        n = len(items)
+        row: dict[str, float] = {
+            "rows": n,
+            "score": 100 * sum(s.score for s in items) / n,
+            "rule_acc": 100 * sum(s.rule_score >= 1.0 for s in items) / n,
+            "judge_calls": sum(s.judge_called for s in items),
+            "judge_yes": sum(s.judge_called and s.judge_score >= 1.0 for s in items),
+            "judge_failed": sum(s.judge_failed for s in items),
+        }
+        for key in ("em", "sub_em", "f1"):
+            vals = [s.metrics[key] for s in items if key in s.metrics]
+            if vals:
+                row[key] = 100 * sum(vals) / len(vals)
+        out[name] = row
+    return out
+
+
+def format_table(summary: Mapping[str, Mapping[str, float]]) -> str:
+    cols = ["rows", "score", "rule_acc", "em", "sub_em", "f1", "judge_calls", "judge_yes", "judge_failed"]
+    header = ["data_source", *cols]
+    lines = [header]
+    for name, row in summary.items():
+        cells = [name]
+        for c in cols:
+            v = row.get(c)
+            if v is None:
+                cells.append("-")
+            elif c in ("rows", "judge_calls", "judge_yes", "judge_failed"):
+                cells.append(str(int(v)))
+            else:
+                cells.append(f"{v:.1f}")
+        lines.append(cells)
+    widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
+    rendered = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths,
+                                                                                                 strict=True)))
+                for r in lines]
+    rendered.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(rendered)
