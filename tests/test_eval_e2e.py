@@ -251,19 +251,20 @@ def test_killed_run_resumes_without_losing_or_repeating(tmp_path, tiny_model_dir
                 "--tokenizer", str(tiny_model_dir), "--max-input-tokens", str(BUDGET), "--no-progress",
                 "--concurrency", "3", "-n", "2", "--seed", "100"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli", *args], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        log = tmp_path / "killed-run.log"
+        with log.open("wb") as log_fh:  # a file, not a pipe: a full pipe would stall the child
+            proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli", *args], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=log_fh)
         try:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 if gens.exists() and gens.read_bytes().count(b"\n") >= 10:
                     break
-                assert proc.poll() is None, proc.stderr.read().decode()
+                assert proc.poll() is None, log.read_text()
                 time.sleep(0.01)
             proc.send_signal(signal.SIGKILL)
         finally:
             proc.wait(timeout=30)
-            proc.stderr.close()
         first = [json.loads(line) for line in gens.read_text().splitlines()]
         assert 10 <= len(first) < 60, "the kill must land mid-run"
         done1 = {(r["question"], 100 + r["sample"]) for r in first}

@@ -188,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.evaluation.store import EvalStoreError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not getattr(args, "verbose", False):
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     try:
         return asyncio.run(_evaluate(args))
     except (EvalDataError, EvalStoreError, ValueError, OSError) as exc:

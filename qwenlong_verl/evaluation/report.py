@@ -94,7 +94,8 @@ def build_report(records: Iterable[Mapping[str, Any]], rows_per_benchmark: Mappi
     unknown = sorted(set(grouped) - set(rows_per_benchmark))
     if unknown:
         raise ValueError(f"records for benchmark(s) {unknown} that the data does not contain")
-    benches = {b: _bench_stats(grouped.get(b, []), rows_per_benchmark[b], n, ks) for b in sorted(rows_per_benchmark)}
+    # benchmarks in the order given (the order of the --data files), like the paper's table
+    benches = {b: _bench_stats(grouped.get(b, []), rows_per_benchmark[b], n, ks) for b in rows_per_benchmark}
     keys = ("accuracy", "rule_accuracy", "judge_share", "mean_response_tokens", "truncated_share",
             "output_cut_share")
     average: dict[str, Any] = {}

@@ -9,6 +9,7 @@ and left out of the file, so the next run asks for it again. The report is built
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -266,16 +267,19 @@ async def run_eval(
             finally:
                 cache.release(row)
 
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     store.open()
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(options.concurrency, max(1, len(jobs))))]
     try:
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(options.concurrency, max(1, len(jobs))))]
-        try:
+        # log lines go above the bar instead of through it
+        with logging_redirect_tqdm() if options.progress else contextlib.nullcontext():
             await asyncio.gather(*workers)
-        except BaseException:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            raise
+    except BaseException:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
     finally:
         store.close()
         bar.close()

@@ -1,0 +1,90 @@
+"""Throughput of ``qwenlong-verl eval``'s runner against the sequential baseline, in the same run.
+
+The reference QwenLong-L1 evaluation sends one request at a time. This script evaluates the same synthetic
+benchmark twice against a local scripted OpenAI-compatible server with a fixed per-request latency (standing in for
+vLLM): once with ``concurrency=1`` (the baseline) and once with ``--concurrency``; prompts are middle-truncated with
+the tiny local tokenizer in both. It prints both wall times and the speed-up ratio, plus the time to resume
+(read back) the finished generations file.
+
+    python bench/bench_eval.py --rows 64 --latency 0.1 --concurrency 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the scripted server lives with the tests
+
+from fake_openai_server import FakeOpenAIServer  # noqa: E402
+
+from qwenlong_verl.evaluation.client import ChatClient, ChatOptions  # noqa: E402
+from qwenlong_verl.evaluation.data import EvalRow, split_template  # noqa: E402
+from qwenlong_verl.evaluation.runner import EvalOptions, run_eval  # noqa: E402
+from qwenlong_verl.evaluation.store import GenerationStore  # noqa: E402
+from qwenlong_verl.evaluation.truncation import MiddleTruncator  # noqa: E402
+from qwenlong_verl.reward.scoring import HybridScorer  # noqa: E402
+
+
+def build_rows(n: int, words: int) -> list[EvalRow]:
+    filler = " ".join(f"word{i % 97} of the filler text" for i in range(words // 5))
+    return [EvalRow(id=f"r{i}", benchmark="hotpotqa" if i % 2 else "musique",
+                    data_source="hotpotqa" if i % 2 else "musique", question=f"What is item {i}?",
+                    answers=(f"item{i}",), context=f"Item {i} is item{i}. {filler}") for i in range(n)]
+
+
+def respond(messages: list[dict]) -> str:
+    question = split_template(messages[-1]["content"])[1]
+    return f"<think>found it</think> Therefore, the answer is item{question.split()[-1].rstrip('?')}."
+
+
+async def one_run(rows, url: str, tokenizer, budget: int, concurrency: int, out: Path) -> float:
+    opts = ChatOptions(endpoint=url, model="bench", max_connections=max(concurrency, 1))
+    t0 = time.perf_counter()
+    async with ChatClient(opts) as chat:
+        result = await run_eval(rows, chat, HybridScorer(), MiddleTruncator(tokenizer, budget),
+                                EvalOptions(out_dir=str(out), concurrency=concurrency, progress=False))
+    wall = time.perf_counter() - t0
+    assert result.complete and result.report["average"]["accuracy"] == 100.0, result.report["average"]
+    return wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=64)
+    ap.add_argument("--latency", type=float, default=0.1, help="seconds per request at the fake server")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--words", type=int, default=6000, help="document length in words")
+    ap.add_argument("--budget", type=int, default=4000, help="--max-input-tokens")
+    args = ap.parse_args()
+
+    from transformers import AutoTokenizer
+
+    from qwenlong_verl.data.tiny_model import build_tiny_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        tokenizer = AutoTokenizer.from_pretrained(str(build_tiny_model(tmp_path / "tiny")))
+        rows = build_rows(args.rows, args.words)
+        with FakeOpenAIServer(responder=respond, latency_s=args.latency) as server:
+            base = asyncio.run(one_run(rows, server.base_url, tokenizer, args.budget, 1, tmp_path / "seq"))
+            fast = asyncio.run(one_run(rows, server.base_url, tokenizer, args.budget, args.concurrency,
+                                       tmp_path / "conc"))
+            assert server.count == 2 * args.rows
+        t0 = time.perf_counter()
+        n = len(GenerationStore(tmp_path / "conc").load())
+        resume = time.perf_counter() - t0
+    print(f"rows={args.rows} latency={args.latency}s doc_words={args.words} budget={args.budget} tokens")
+    print(f"sequential (concurrency=1, reference-script style): {base:.2f}s  ({args.rows / base:.1f} rows/s)")
+    print(f"concurrency={args.concurrency}: {fast:.2f}s  ({args.rows / fast:.1f} rows/s)")
+    print(f"speed-up ratio: {base / fast:.1f}x (ideal for pure latency: {min(args.concurrency, args.rows)}x)")
+    print(f"resume: read back {n} generations in {resume * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
