@@ -182,7 +182,8 @@ async def run_eval(
     store.check_manifest(settings, force=options.force_resume, ignore=("scorer",) if options.rescore else ())
 
     by_id = {r.id: r for r in rows}
-    stored = store.load()
+    # Responses (up to 10K tokens each, x n samples) are only needed to re-score; keep memory to scores otherwise.
+    stored = store.load(drop=() if options.rescore else ("response",))
     foreign = [k for k in stored if k[0] not in by_id]
     beyond = [k for k in stored if k[0] in by_id and k[1] >= options.n_samples]
     if foreign:
@@ -193,15 +194,19 @@ async def run_eval(
                        options.n_samples)
     done = {k: v for k, v in stored.items() if k[0] in by_id and k[1] < options.n_samples}
     for key, rec in done.items():
-        if rec.get("benchmark") != by_id[key[0]].benchmark:
-            raise ValueError(f"{store.path}: id {key[0]!r} was stored under benchmark {rec.get('benchmark')!r} "
-                             f"but the data now says {by_id[key[0]].benchmark!r}; ids must be stable")
+        row = by_id[key[0]]
+        for name in ("benchmark", "question"):
+            if rec.get(name) != getattr(row, name):
+                raise ValueError(f"{store.path}: id {key[0]!r} was stored with {name} {str(rec.get(name))[:80]!r} "
+                                 f"but {row.source} has {str(getattr(row, name))[:80]!r}; ids must be stable")
 
     if options.rescore and stored:
         logger.info("re-scoring %d stored sample(s)", len(stored))
         await _rescore({k: v for k, v in stored.items() if k[0] in by_id}, by_id, scorer, options.concurrency,
                        options.progress)
         store.rewrite(stored.values())
+        for rec in stored.values():
+            rec.pop("response", None)
 
     jobs = [(row, s) for row in rows for s in range(options.n_samples) if (row.id, s) not in done]
     total = len(rows) * options.n_samples
@@ -259,6 +264,7 @@ async def run_eval(
                 logger.error("id=%s sample=%d failed: %s", row.id, sample, exc)
             else:
                 store.append(rec)  # no await between here and the flush: lines never interleave
+                rec.pop("response")  # the report needs only the scores
                 new[(row.id, sample)] = rec
                 correct += rec["correct"]
                 bar.update(1)

@@ -59,42 +59,50 @@ class GenerationStore:
         os.replace(tmp, self.manifest_path)
 
     # -- generations ---------------------------------------------------------------------------------------------
-    def load(self) -> dict[Key, dict[str, Any]]:
-        """Read every finished sample; repairs a torn last line, refuses a corrupt line elsewhere."""
+    def load(self, drop: Iterable[str] = ()) -> dict[Key, dict[str, Any]]:
+        """Read every finished sample, without the fields in ``drop`` (e.g. the long ``response`` texts when only
+        keys and scores are needed). Streams the file; repairs a torn last line, refuses a corrupt line elsewhere."""
         if not self.path.exists():
             return {}
-        data = self.path.read_bytes()
+        drop = tuple(drop)
         records: dict[Key, dict[str, Any]] = {}
-        lines = data.split(b"\n")
-        # Without a trailing newline the last piece may be a write cut short by a kill.
-        complete, tail = (lines[:-1], lines[-1])
         good_bytes = 0
-        for i, raw in enumerate(complete, start=1):
-            if raw.strip():
-                rec = self._parse(raw, i)
+        torn: bytes | None = None
+        with self.path.open("rb") as fh:
+            for i, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    torn = raw  # only the last line can lack its newline: a write cut short by a kill
+                    break
+                good_bytes += len(raw)
+                if not raw.strip():
+                    continue
+                rec = self._parse(raw)
                 if rec is None:
                     raise EvalStoreError(f"{self.path}:{i}: corrupt line (not a generation record); fix or delete it")
-                key = (rec["id"], rec["sample"])
-                if key in records:
-                    logger.warning("%s:%d: second record for id=%r sample=%d; keeping the later one",
-                                   self.path, i, key[0], key[1])
-                records[key] = rec
-            good_bytes += len(raw) + 1
-        if tail.strip():
-            rec = self._parse(tail, len(complete) + 1)
+                self._keep(records, rec, drop, i)
+        if torn is not None and torn.strip():
+            rec = self._parse(torn)
             if rec is None:
                 logger.warning("%s: dropping a torn last line (%d bytes) from an interrupted run; that sample will "
-                               "be asked again", self.path, len(tail))
+                               "be asked again", self.path, len(torn))
                 with self.path.open("r+b") as fh:
                     fh.truncate(good_bytes)
             else:
-                records[(rec["id"], rec["sample"])] = rec
+                self._keep(records, rec, drop, -1)
                 with self.path.open("ab") as fh:
                     fh.write(b"\n")
         return records
 
+    def _keep(self, records: dict[Key, dict[str, Any]], rec: dict[str, Any], drop: tuple[str, ...], line: int) -> None:
+        key = (rec["id"], rec["sample"])
+        if key in records:
+            logger.warning("%s:%d: second record for id=%r sample=%d; keeping the later one", self.path, line, *key)
+        for name in drop:
+            rec.pop(name, None)
+        records[key] = rec
+
     @staticmethod
-    def _parse(raw: bytes, lineno: int) -> dict[str, Any] | None:
+    def _parse(raw: bytes) -> dict[str, Any] | None:
         try:
             rec = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
