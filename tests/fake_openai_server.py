@@ -13,8 +13,10 @@ Usage::
         assert server.count == 3
 
 The behaviour can be changed while it runs (``server.configure(fail_first=2)``), and ``python
-tests/fake_openai_server.py --port 8000 --latency 0.05`` serves it from a shell. Standard library only: each
-connection gets a thread (``ThreadingHTTPServer``), so a slow reply never blocks the others.
+tests/fake_openai_server.py --port 8000 --latency 0.05`` serves it from a shell (``--port 0``: a free port; the
+first line printed is ``serving <base_url>``); ``GET /stats`` and ``POST /reset`` read and clear its counters from
+another process. Standard library only: each connection gets a thread (``ThreadingHTTPServer``), so a slow reply
+never blocks the others.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         if self.path.rstrip("/") == "/v1/models":
             self._send_json(200, {"object": "list", "data": [{"id": owner.behaviour.model, "object": "model"}]})
+        elif self.path.rstrip("/") == "/stats":  # counters for a server running in another process
+            self._send_json(200, {"count": owner.count, "outcomes": dict(owner.outcomes),
+                                  "max_in_flight": owner.max_in_flight})
         else:
             self._send_json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -85,6 +90,10 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.path.rstrip("/") == "/reset":
+            owner.reset_counts()
+            self._send_json(200, {"reset": True})
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             owner._record(self.path, None, "not_found")
             self._send_json(404, {"error": {"message": f"no route {self.path}"}})
@@ -272,7 +281,7 @@ class FakeOpenAIServer:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--reply", default="VERDICT: YES", help="fixed reply text")
     parser.add_argument("--fail-rate", type=float, default=0.0)

@@ -19,8 +19,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from verl.utils.reward_score.search_r1_like_qa_em import normalize_answer
-
 QA, MATH, CHOICE = "qa", "math", "choice"
 FAMILIES = (QA, MATH, CHOICE)
 
@@ -149,15 +147,24 @@ class RuleResult:
 
 
 # -- QA ------------------------------------------------------------------------------------------------------------
+_normalize = None
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation (lower case, no punctuation, no articles, single spaces): verl's
+    ``search_r1_like_qa_em.normalize_answer``, imported on first use because importing verl loads this package's
+    plugins, which import this module."""
+    global _normalize
+    if _normalize is None:
+        from verl.utils.reward_score.search_r1_like_qa_em import normalize_answer as verl_normalize
+
+        _normalize = verl_normalize
+    return _normalize(text)
+
+
 def exact_match(prediction: str, gold: str) -> float:
     """EM = 1 if normalize(prediction) == normalize(gold) (SQuAD normalisation), else 0; an empty prediction is 0."""
-    p = normalize_answer(prediction)
-    return float(bool(p) and p == normalize_answer(gold))
-
-
-def _contains_words(haystack: list[str], needle: list[str]) -> bool:
-    n = len(needle)
-    return n > 0 and any(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
+    return _em(normalize_answer(prediction), normalize_answer(gold))
 
 
 def sub_exact_match(prediction: str, gold: str) -> float:
@@ -165,14 +172,31 @@ def sub_exact_match(prediction: str, gold: str) -> float:
 
     Containment is on whole words, not characters: the reference's character test gives "e" full marks against
     "Paris", and an empty prediction full marks against anything. An empty side scores 0."""
-    p, g = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    return float(_contains_words(p, g) or _contains_words(g, p))
+    return _sub_em(normalize_answer(prediction), normalize_answer(gold))
 
 
 def token_f1(prediction: str, gold: str) -> float:
     """Token F1 = 2PR/(P+R) over SQuAD-normalised tokens (P = common/|pred|, R = common/|gold|). As in HotpotQA's
     evaluator, a yes/no/noanswer gold only matches the same word exactly."""
-    p, g = normalize_answer(prediction), normalize_answer(gold)
+    return _f1(normalize_answer(prediction), normalize_answer(gold))
+
+
+# the same three on already-normalised text, so qa_score normalises each string once
+def _em(p: str, g: str) -> float:
+    return float(bool(p) and p == g)
+
+
+def _contains_words(haystack: list[str], needle: list[str]) -> bool:
+    n = len(needle)
+    return n > 0 and any(haystack[i:i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+def _sub_em(p: str, g: str) -> float:
+    pw, gw = p.split(), g.split()
+    return float(_contains_words(pw, gw) or _contains_words(gw, pw))
+
+
+def _f1(p: str, g: str) -> float:
     if (p in ("yes", "no", "noanswer") or g in ("yes", "no", "noanswer")) and p != g:
         return 0.0
     pt, gt = p.split(), g.split()
@@ -184,14 +208,14 @@ def token_f1(prediction: str, gold: str) -> float:
 
 
 def qa_score(prediction: str | None, golds: list[str], metric: str = "sub_em") -> RuleResult:
-    """em, sub_em and f1 each take the max over the accepted answers; the rule score is ``metric`` of them."""
+    """em, sub_em and f1 each take the max over the accepted answers; the rule score is ``metric`` of them
+    (``em_or_sub_em`` = max(em, sub_em), QwenLong-L1's evaluation)."""
     if not prediction:
         return RuleResult(0.0, {"em": 0.0, "sub_em": 0.0, "f1": 0.0})
-    m = {
-        "em": max(exact_match(prediction, g) for g in golds),
-        "sub_em": max(sub_exact_match(prediction, g) for g in golds),
-        "f1": max(token_f1(prediction, g) for g in golds),
-    }
+    p = normalize_answer(prediction)
+    gs = [normalize_answer(g) for g in golds]
+    m = {"em": max(_em(p, g) for g in gs), "sub_em": max(_sub_em(p, g) for g in gs),
+         "f1": max(_f1(p, g) for g in gs)}
     if metric == "em_or_sub_em":
         return RuleResult(max(m["em"], m["sub_em"]), m)
     return RuleResult(m[metric], m)

@@ -118,7 +118,9 @@ class HybridScorer:
         """``score = max(rule, judge)``, ``acc = 1[score >= 1]``. The judge is asked only when rule < 1, the
         family is in ``judge_families`` and an answer was extracted; a failed judge call leaves the rule score
         (``judge_failed=True``). Raises only for a malformed row (unknown data_source, missing ground truth)."""
-        sample = self.rule_only(data_source, response, ground_truth)
+        return await self._add_judge(self.rule_only(data_source, response, ground_truth), question, ground_truth)
+
+    async def _add_judge(self, sample: SampleScore, question: str, ground_truth: str | Sequence[str]) -> SampleScore:
         if not self.wants_judge(sample):
             return sample
         golds = rule.gold_answers(ground_truth)
@@ -136,25 +138,43 @@ class HybridScorer:
 
     async def score_many(self, rows: Sequence[Mapping[str, Any]], progress: bool = False) -> list[SampleScore]:
         """Score rows ``{data_source, question, response, ground_truth}`` concurrently (the judge client bounds
-        the HTTP concurrency). Every row is checked first; a malformed one raises :class:`RowError` naming its
+        the HTTP concurrency). Every row is checked first: a malformed one raises :class:`RowError` naming its
         position and key, before any judge request is made."""
         for i, row in enumerate(rows):
             check_row(row, i)
             try:
-                self.rule_only(row["data_source"], row.get("response") or "", row["ground_truth"])
+                self.family(row["data_source"])  # its message names the data_source
             except ValueError as exc:
                 raise RowError(f"row {i}: {exc}") from exc
-        tasks = [asyncio.ensure_future(self.score(r["data_source"], r.get("question") or "", r.get("response") or "",
-                                                  r["ground_truth"])) for r in rows]
+            try:
+                rule.gold_answers(row["ground_truth"])
+            except ValueError as exc:
+                raise RowError(f"row {i}: data_source {row['data_source']!r}: {exc}") from exc
+        samples: list[SampleScore] = []
+        tasks: list[asyncio.Future] = []
+        bar = None
         if progress:
             from tqdm import tqdm
 
-            # as_completed yields in completion order (for the bar); the tasks keep row order for the result
-            for fut in tqdm(asyncio.as_completed(tasks), total=len(tasks), desc="scoring", unit="row"):
-                await fut
-        else:
+            bar = tqdm(total=len(rows), desc="scoring", unit="row")
+        for i, row in enumerate(rows):
+            sample = self.rule_only(row["data_source"], row.get("response") or "", row["ground_truth"])
+            samples.append(sample)
+            if self.wants_judge(sample):
+                task = asyncio.ensure_future(self._add_judge(sample, row.get("question") or "", row["ground_truth"]))
+                if bar is not None:
+                    task.add_done_callback(lambda _t: bar.update(1))
+                tasks.append(task)
+            elif bar is not None:
+                bar.update(1)
+            if i % 64 == 63:
+                await asyncio.sleep(0)  # let the judge requests made so far go out while the rest is rule-scored
+        try:
             await asyncio.gather(*tasks)
-        return [t.result() for t in tasks]
+        finally:
+            if bar is not None:
+                bar.close()
+        return samples
 
 
 def check_row(row: Mapping[str, Any], position: int | str) -> None:
