@@ -189,3 +189,28 @@ def test_options_reach_the_estimator_through_the_algorithm_node_after_pickling()
     opts = advantage_options(cfg.algorithm)
     assert opts.std_scope == "task" and opts.epsilon == 0.5
     assert advantage_options(None).std_scope == "group"
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=grpo_batches(), n_tasks=st.integers(1, 3), data=st.data())
+def test_per_task_std_matches_a_plain_reference(batch, n_tasks, data):
+    """A_i = (R_i - mean_g) / (std_task + eps); one-response groups: R_i / (1 + eps)."""
+    import statistics
+
+    uids, rewards, lengths, width = batch
+    group_task = {u: data.draw(st.integers(0, n_tasks - 1)) for u in dict.fromkeys(uids)}
+    tasks = [f"t{group_task[u]}" for u in uids]
+    scores, mask = outcome_batch(rewards, lengths, width)
+    adv, _ = compute_qwenlong_grpo_advantage(scores, mask, uids, task_labels=tasks, std_scope="task")
+    r = scores.sum(-1).tolist()
+    expected = []
+    for i, u in enumerate(uids):
+        group = [r[j] for j in range(len(uids)) if uids[j] == u]
+        if len(group) == 1:
+            expected.append(r[i] / (1 + EPS))
+            continue
+        task = [r[j] for j in range(len(uids)) if tasks[j] == tasks[i]]
+        expected.append((r[i] - statistics.fmean(group)) / (statistics.stdev(task) + EPS))
+    assert torch.isfinite(adv).all()
+    torch.testing.assert_close(adv, torch.tensor(expected, dtype=adv.dtype).unsqueeze(-1) * mask,
+                               rtol=1e-4, atol=1e-3)

@@ -237,7 +237,7 @@ def test_hydra_override_lines_build_our_config_the_way_verl_workers_do():
         f"actor_rollout_ref.actor.policy_loss.loss_mode={LOSS_NAME}",
         "actor_rollout_ref.actor.policy_loss._target_=qwenlong_verl.algo.policy_loss.QwenLongPolicyLossConfig",
         "+actor_rollout_ref.actor.policy_loss.overlong_filter=true",
-        "+actor_rollout_ref.actor.policy_loss.max_response_length=${data.max_response_length}",
+        "+actor_rollout_ref.actor.policy_loss.max_response_length=${actor_rollout_ref.rollout.response_length}",
         "+actor_rollout_ref.actor.policy_loss.aepo=true",
         "+actor_rollout_ref.actor.policy_loss.aepo_entropy_high=0.6",
         "+actor_rollout_ref.actor.policy_loss.aepo_entropy_low=0.4",

@@ -178,24 +178,25 @@ def compute_qwenlong_grpo_advantage(
     tasks = _row_tasks(index, task_labels)
     with torch.no_grad():
         scores = token_level_rewards.sum(dim=-1)
-        group_size: dict[Any, int] = {}
-        group_task: dict[Any, str] = {}
-        for uid, task in zip(index, tasks, strict=True):
-            group_size[uid] = group_size.get(uid, 0) + 1
-            if group_task.setdefault(uid, task) != task:
-                raise ValueError(f"qwenlong_grpo: prompt group {uid!r} mixes tasks {group_task[uid]!r} and {task!r}")
-        task_rows: dict[str, list[int]] = {}
-        for i, task in enumerate(tasks):
-            task_rows.setdefault(task, []).append(i)
-        task_std: dict[str, torch.Tensor] = {}
+        _, group_of, group_size = np.unique(np.asarray(index, dtype=object).astype(str), return_inverse=True,
+                                            return_counts=True)
+        task_names, task_of = np.unique(np.asarray(tasks, dtype=str), return_inverse=True)
+        task_of_group = np.full(len(group_size), -1)
+        task_of_group[group_of] = task_of
+        mixed = np.flatnonzero(task_of_group[group_of] != task_of)
+        if mixed.size:
+            i = int(mixed[0])
+            other = task_names[task_of_group[group_of[i]]]
+            raise ValueError(f"qwenlong_grpo: prompt group {index[i]!r} mixes tasks {other!r} and {tasks[i]!r}")
+        task_std = torch.ones(len(task_names), dtype=scores.dtype)
         _LAST_TASK_STATS.clear()
-        for task, rows in task_rows.items():
-            std = torch.std(scores[rows]) if len(rows) > 1 else torch.tensor(1.0, dtype=scores.dtype)
-            task_std[task] = std
-            _LAST_TASK_STATS[task] = {"std": float(std), "count": float(len(rows))}
-        one = torch.tensor(1.0, dtype=scores.dtype)
+        for k, task in enumerate(task_names):  # a handful of tasks: a loop over them, not over rows
+            rows = torch.from_numpy(np.flatnonzero(task_of == k))
+            if len(rows) > 1:
+                task_std[k] = torch.std(scores[rows])
+            _LAST_TASK_STATS[str(task)] = {"std": float(task_std[k]), "count": float(len(rows))}
+        row_std = task_std[torch.from_numpy(task_of)]
         # A one-response group keeps verl's std of 1, whatever its task's spread.
-        row_std = torch.stack([one if group_size[uid] == 1 else task_std[t] for uid, t in zip(index, tasks,
-                                                                                               strict=True)])
+        row_std[torch.from_numpy(group_size[group_of] == 1)] = 1.0
         advantages = centered / (row_std.to(centered.device, centered.dtype) + eps).unsqueeze(-1)
     return advantages, advantages

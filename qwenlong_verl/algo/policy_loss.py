@@ -35,7 +35,7 @@ and in the worker it has no link to the top-level ``qwenlong:`` block. verl buil
 
     actor_rollout_ref.actor.policy_loss._target_=qwenlong_verl.algo.policy_loss.QwenLongPolicyLossConfig
     +actor_rollout_ref.actor.policy_loss.overlong_filter=true
-    +actor_rollout_ref.actor.policy_loss.max_response_length=${data.max_response_length}
+    +actor_rollout_ref.actor.policy_loss.max_response_length=${actor_rollout_ref.rollout.response_length}
     +actor_rollout_ref.actor.policy_loss.dual_clip=false
     +actor_rollout_ref.actor.policy_loss.aepo=true
     +actor_rollout_ref.actor.policy_loss.aepo_entropy_high=0.6
@@ -86,7 +86,8 @@ class DapoOptions:
             if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
                 raise QwenLongConfigError(
                     f"{_WHERE}.overlong_filter=true needs {_WHERE}.max_response_length (a positive int, the rollout's "
-                    f"response budget), got {n!r}; e.g. +{_WHERE}.max_response_length=${{data.max_response_length}}"
+                    f"response budget), got {n!r}; e.g. "
+                    f"+{_WHERE}.max_response_length=${{actor_rollout_ref.rollout.response_length}}"
                 )
         if self.aepo:
             hi, lo = self.aepo_entropy_high, self.aepo_entropy_low
