@@ -67,11 +67,23 @@ def check_lengths(config: DictConfig) -> None:
         )
 
 
+def _stop(message: str) -> None:
+    """Hydra turns a callback's exceptions into warnings and goes on; SystemExit is the one way to stop the run."""
+    logger.error(message)
+    raise SystemExit(message)
+
+
 class QwenLongGuard(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        raise QwenLongRunError(MULTIRUN_MESSAGE)
+        _stop(MULTIRUN_MESSAGE)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._check(config)
+        except (QwenLongRunError, QwenLongConfigError) as exc:
+            _stop(str(exc))
+
+    def _check(self, config: DictConfig) -> None:
         qwenlong = config.get("qwenlong") or {}
         problems = plugin_problems(config)
         if problems:

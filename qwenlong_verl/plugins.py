@@ -106,14 +106,23 @@ def searchpath_plugin_discovered() -> bool:
     return any(f"{c.__module__}.{c.__name__}" == f"{SEARCHPATH_MODULE}.QwenLongVerlSearchPathPlugin" for c in found)
 
 
-def _is_verl_hydra_entry(argv0: str) -> bool:
-    return argv0.replace("\\", "/").endswith(("verl/trainer/main_ppo.py", "verl/trainer/sft_trainer.py"))
+def _verl_hydra_entry_args() -> list[str] | None:
+    """The command-line overrides when this process is ``python -m verl.trainer.{main_ppo,sft_trainer}`` (or the
+    script itself), else None. ``sys.orig_argv`` because ``python -m`` imports verl before it fills ``sys.argv[0]``."""
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    for i, arg in enumerate(argv):
+        if arg == "-m" and i + 1 < len(argv) and argv[i + 1] in ("verl.trainer.main_ppo", "verl.trainer.sft_trainer"):
+            return argv[i + 1:]
+        if arg.replace("\\", "/").endswith(("verl/trainer/main_ppo.py", "verl/trainer/sft_trainer.py")):
+            return argv[i:]
+    return None
 
 
 load_all()
 
-if sys.argv and _is_verl_hydra_entry(sys.argv[0]) and not any(a.startswith("hydra.searchpath") for a in sys.argv):
-    _message = check_recipe_args(sys.argv)
+_entry_args = _verl_hydra_entry_args()
+if _entry_args and not any(a.startswith("hydra.searchpath") for a in _entry_args):
+    _message = check_recipe_args(_entry_args)
     if _message:
         logger.error(_message)
         # SystemExit passes verl's `except Exception` around entry-point loading: stop before Ray starts.

@@ -40,3 +40,11 @@ def e2e_lock():
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory, tiny_model_dir):
+    """Tiny model + synthetic DocQA train/val parquet shared by the end-to-end verl runs."""
+    from e2e_utils import make_demo_data
+
+    return make_demo_data(tmp_path_factory.mktemp("demo_data"), tiny_model_dir)

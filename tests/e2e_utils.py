@@ -99,3 +99,36 @@ def toy_docqa_rows(n: int, split: str = "train", start_index: int = 0) -> list[d
             "prompt_length": 60,
         })
     return rows
+
+
+@dataclass
+class DemoData:
+    model: Path
+    train: Path
+    val: Path
+
+
+def make_demo_data(root: Path, model: Path, *, n_train: int = 32, n_val: int = 8, min_tokens: int = 120,
+                   max_tokens: int = 700, seed: int = 0) -> DemoData:
+    """Synthetic DocQA parquet (with stored prompt lengths) for CPU runs of the tiny model."""
+    from transformers import AutoTokenizer
+
+    from qwenlong_verl.data.synth import generate_docqa, write_rows
+
+    root.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(str(model))
+    train = generate_docqa(n_train, min_tokens=min_tokens, max_tokens=max_tokens, tokenizer=tok, seed=seed)
+    val = generate_docqa(n_val, min_tokens=min_tokens, max_tokens=max_tokens, tokenizer=tok, seed=seed + 1,
+                         index_offset=100_000, split="val")
+    write_rows(train, str(root / "train.parquet"))
+    write_rows(val, str(root / "val.parquet"))
+    return DemoData(model, root / "train.parquet", root / "val.parquet")
+
+
+def demo_overrides(data: DemoData, steps: int = 2) -> list[str]:
+    return [
+        f"data.train_files={data.train}",
+        f"data.val_files={data.val}",
+        f"actor_rollout_ref.model.path={data.model}",
+        f"trainer.total_training_steps={steps}",
+    ]

@@ -1,0 +1,109 @@
+"""The recipes through verl's real Hydra entry point: paper values, and fast, named failures before Ray starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+MAIN_PPO = [sys.executable, "-m", "verl.trainer.main_ppo"]
+RAY_STARTED = ("ray init kwargs", "Started a local Ray instance")
+
+
+def _run(args: list[str], tmp_path: Path, env: dict[str, str] | None = None, timeout: int = 180):
+    full_env = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run(MAIN_PPO + args, cwd=tmp_path, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_phase2_cfg_job_holds_the_paper_settings(tmp_path):
+    proc = _run(["+recipe=qwenlong_phase2", "--cfg", "job"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = yaml.safe_load(proc.stdout)
+    actor = cfg["actor_rollout_ref"]["actor"]
+    rollout = cfg["actor_rollout_ref"]["rollout"]
+    assert cfg["data"]["train_batch_size"] == 128
+    assert actor["ppo_mini_batch_size"] == 32
+    assert rollout["n"] == 8
+    assert actor["optim"]["lr"] == 2e-6
+    assert rollout["temperature"] == 0.7 and rollout["top_p"] == 0.95
+    assert actor["use_kl_loss"] is False and cfg["algorithm"]["use_kl_in_reward"] is False
+    assert cfg["data"]["max_response_length"] == 10000
+    assert cfg["data"]["max_prompt_length"] == 60000
+    assert (actor["clip_ratio_low"], actor["clip_ratio_high"]) == (0.2, 0.28)
+    assert actor["loss_agg_mode"] == "token-mean"
+    assert cfg["algorithm"]["filter_groups"] == {**cfg["algorithm"]["filter_groups"], "enable": True, "metric": "acc"}
+    assert cfg["reward"]["reward_kwargs"]["overlong_buffer_cfg"]["enable"] is True
+    assert actor["ulysses_sequence_parallel_size"] > 1 and actor["use_dynamic_bsz"] is True
+    assert cfg["algorithm"]["adv_estimator"] == "qwenlong_grpo"
+    assert actor["policy_loss"]["loss_mode"] == "qwenlong_dapo"
+    assert cfg["reward"]["reward_manager"]["name"] == "qwenlong"
+    assert cfg["trainer"]["v1"]["trainer_mode"] == "qwenlong"
+    assert cfg["qwenlong"]["recipe_loaded"] is True
+    assert "recipe" not in cfg, "the recipe must be a config group, not a string key"
+
+
+def test_phase1_and_cpu_overlay_compose(tmp_path):
+    proc = _run(["+recipe=qwenlong_phase1", "+qwenlong_env=cpu", "--cfg", "job"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["data"]["max_prompt_length"] == 1024  # the overlay comes after the recipe and wins
+    assert cfg["actor_rollout_ref"]["rollout"]["name"] == "hf"
+    assert cfg["qwenlong"]["backend"] == "cpu"
+    assert cfg["actor_rollout_ref"]["actor"]["clip_ratio_high"] == 0.28  # recipe values the overlay leaves alone
+
+
+def test_yarn_overlay_sets_rope_scaling(tmp_path):
+    proc = _run(["+recipe=qwenlong_phase2", "+qwenlong_rope=yarn", "--cfg", "job"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rope = yaml.safe_load(proc.stdout)["actor_rollout_ref"]["model"]["override_config"]["rope_scaling"]
+    assert rope == {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+
+
+def test_misspelled_recipe_fails_naming_it(tmp_path):
+    proc = _run(["+recipe=qwenlong_phse2", "--cfg", "job"], tmp_path)
+    assert proc.returncode != 0
+    assert "qwenlong_phse2" in proc.stderr
+    assert "qwenlong_phase2" in proc.stderr  # Hydra lists the available recipes
+
+
+def test_recipe_without_loaded_plugins_stops_before_ray(tmp_path):
+    proc = _run(["+recipe=qwenlong_phase1", "data.train_files=x.parquet", "data.val_files=y.parquet"], tmp_path,
+                env={"VERL_USE_EXTERNAL_PLUGINS": "none"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "qwenlong-verl's verl plugins were not loaded by `import verl`" in out
+    assert "VERL_USE_EXTERNAL_PLUGINS='none'" in out
+    assert not any(s in out for s in RAY_STARTED), out[-2000:]
+
+
+def test_recipe_without_searchpath_plugin_stops_instead_of_training_with_defaults(tmp_path):
+    # A regular package named hydra_plugins first on sys.path hides the namespace package Hydra walks.
+    shadow = tmp_path / "shadow" / "hydra_plugins"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    proc = _run(["+recipe=qwenlong_phase2"], tmp_path, env={"PYTHONPATH": str(shadow.parent)})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "needs the Hydra search-path plugin" in out
+    assert not any(s in out for s in RAY_STARTED), out[-2000:]
+
+
+def test_multirun_fails_fast_with_advice(tmp_path):
+    proc = _run(["-m", "+recipe=qwenlong_phase1", "actor_rollout_ref.actor.optim.lr=1e-6,2e-6"], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Hydra multirun (-m) is not supported" in out
+    assert not any(s in out for s in RAY_STARTED), out[-2000:]
+
+
+def test_inconsistent_lengths_fail_before_ray(tmp_path):
+    proc = _run(["+recipe=qwenlong_phase2", "data.train_files=x.parquet", "data.val_files=y.parquet",
+                 "actor_rollout_ref.rollout.max_model_len=32768"], tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "exceeds actor_rollout_ref.rollout.max_model_len (32768)" in out
+    assert not any(s in out for s in RAY_STARTED), out[-2000:]
