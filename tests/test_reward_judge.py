@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeOpenAIServer
@@ -194,3 +199,33 @@ def test_options_validation():
     assert JudgeOptions(base_url="http://x/v1/").url == "http://x/v1/chat/completions"
     with pytest.raises(QwenLongConfigError, match="qwenlong.judge.base_ur"):
         options_from(JudgeOptions, {"base_ur": "x"}, "qwenlong.judge")
+
+
+def test_unexpected_error_is_a_failure(server, monkeypatch):
+    client = JudgeClient(_opts(server))
+
+    async def broken(*args, **kwargs):
+        raise TypeError("boom")
+
+    monkeypatch.setattr(client, "_post", broken)
+    v = _run(_judge_all(client, [("q", "a", "g")]))[0]
+    assert not v.ok and "internal" in v.error and client.stats.failures == 1
+
+
+def test_fake_server_as_a_process():
+    script = Path(__file__).with_name("fake_openai_server.py")
+    proc = subprocess.Popen([sys.executable, str(script), "--port", "0", "--reply", "VERDICT: NO"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[1]
+        client = JudgeClient(JudgeOptions(base_url=url, max_retries=0))
+        v = _run(_judge_all(client, [("q", "a", "g")]))[0]
+        assert v.ok and not v.equivalent
+        root = url.rsplit("/v1", 1)[0]
+        stats = json.loads(urllib.request.urlopen(root + "/stats", timeout=5).read())
+        assert stats["count"] == 1 and stats["outcomes"] == {"ok": 1}
+        urllib.request.urlopen(urllib.request.Request(root + "/reset", data=b"", method="POST"), timeout=5).read()
+        assert json.loads(urllib.request.urlopen(root + "/stats", timeout=5).read())["count"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -232,6 +232,11 @@ class JudgeClient:
         self._inflight[key] = future
         try:
             verdict = await self._request(self.messages(question, answer, gold))
+        except Exception as exc:  # a bug or an unforeseen client error must not stop training either
+            logger.exception("judge: unexpected error")
+            self.stats.failures += 1
+            self._count_error("internal")
+            verdict = JudgeVerdict(ok=False, error=f"internal: {exc!r}")
         except BaseException as exc:  # cancellation: wake the joined waiters with a failure, then re-raise
             if not future.done():
                 future.set_result(JudgeVerdict(ok=False, error=f"cancelled: {exc!r}"))
@@ -297,7 +302,10 @@ class JudgeClient:
             return JudgeVerdict(ok=True, equivalent=verdict, attempts=attempts, raw=text)
         self.stats.failures += 1
         self.stats.latency_total_s += time.perf_counter() - start
-        logger.warning("judge request failed after %d attempt(s): %s", attempts, last_error)
+        # a judge that is down fails every sample: log the first few and then every 100th, with the count
+        if self.stats.failures <= 5 or self.stats.failures % 100 == 0:
+            logger.warning("judge request failed after %d attempt(s) (%d failures so far; the samples keep their "
+                           "rule score): %s", attempts, self.stats.failures, last_error)
         return JudgeVerdict(ok=False, attempts=attempts, error=last_error)
 
     async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> str:
