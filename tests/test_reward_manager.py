@@ -206,3 +206,23 @@ def test_unknown_option_is_a_config_error(tiny_model_dir):
     config = verl_config(tiny_model_dir, "+qwenlong.reward.answer_after_thinks=off")
     with pytest.raises(ValueError, match="qwenlong.reward.answer_after_thinks"):
         _worker(config)
+
+
+def test_scoring_functions_as_verl_custom_reward_function(tiny_model_dir, tiny_tokenizer, judge_server):
+    """Other recipes can use the scoring alone: verl's naive manager loading our functions by pkg:// path."""
+    rule_cfg = verl_config(tiny_model_dir, "reward.reward_manager.name=naive",
+                           "reward.custom_reward_function.path=pkg://qwenlong_verl.reward.scoring",
+                           "reward.custom_reward_function.name=compute_score")
+    data = make_data(tiny_tokenizer, SAMPLES)
+    outputs = score_batch(rule_cfg, data)
+    assert [o["reward_score"] for o in outputs] == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert judge_server.count == 0
+
+    judge_cfg = verl_config(tiny_model_dir, "reward.reward_manager.name=naive",
+                            "reward.custom_reward_function.path=pkg://qwenlong_verl.reward.scoring",
+                            "reward.custom_reward_function.name=compute_score_with_judge",
+                            f"+reward.custom_reward_function.reward_kwargs.judge.base_url={judge_server.base_url}")
+    outputs = score_batch(judge_cfg, data)
+    assert [o["reward_score"] for o in outputs] == [1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+    assert [o["reward_extra_info"]["judge_called"] for o in outputs] == [0.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert judge_server.count == 2
