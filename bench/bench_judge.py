@@ -188,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--sequential-sample", type=int, default=128)
     p.add_argument("--full-sequential", action="store_true", help="time all N sequential calls (N x latency)")
-    p.add_argument("--server", choices=["aiohttp", "process", "thread"], default="aiohttp",
-                   help="judge stand-in: an asyncio (aiohttp) server in its own process, like vLLM (default); "
-                        "tests/fake_openai_server.py in its own process; or that server in a thread here")
+    p.add_argument("--server", choices=["process", "aiohttp", "thread"], default="process",
+                   help="judge stand-in: tests/fake_openai_server.py in its own process, like vLLM (default); an "
+                        "asyncio (aiohttp) server in its own process; or the fake server in a thread here")
     p.add_argument("--repeat", type=int, default=5, help="timed runs per workload; the median is reported")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
