@@ -26,11 +26,11 @@ def test_main_ppo_logs_judge_metrics(demo_data, tmp_path, e2e_lock):
     with FakeOpenAIServer(responder=_responder, latency_s=0.01, fail_rate=0.2, seed=3) as judge:
         result = run_main_ppo(
             [*demo_overrides(demo_data, steps=2),
-             f"+qwenlong.judge.base_url={judge.base_url}",
-             "+qwenlong.judge.max_retries=0",
-             "+qwenlong.judge.timeout_s=10",
+             f"++qwenlong.judge.base_url={judge.base_url}",
+             "++qwenlong.judge.max_retries=0",
+             "++qwenlong.judge.timeout_s=10",
              # the untrained tiny model never closes </think>: score the whole response so the judge is asked
-             "+qwenlong.reward.answer_after_think=off"],
+             "++qwenlong.reward.answer_after_think=off"],
             tmp_path, recipe="qwenlong_phase2")
         requests = judge.count
         outcomes = judge.outcomes
