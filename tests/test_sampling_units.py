@@ -343,3 +343,23 @@ def test_run_config_check_for_the_hydra_guard(tmp_path):
         validate_run_config(cfg)
     cfg.trainer.v1.trainer_mode = "sync"  # our keys do nothing there: no error
     validate_run_config(cfg)
+
+
+def test_dataset_view_reads_verl_dataset_without_tokenising(tmp_path, tiny_tokenizer):
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from qwenlong_verl.data.synth import generate_docqa, write_rows
+    from qwenlong_verl.sampling.trainer import dataset_view
+
+    rows = generate_docqa(6, min_tokens=300, max_tokens=900, tokenizer=tiny_tokenizer, seed=2, index_offset=40)
+    write_rows(rows, str(tmp_path / "t.parquet"))
+    cfg = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 600, "filter_overlong_prompts": True,
+                            "cache_dir": str(tmp_path / "c"), "filter_overlong_prompts_workers": 1})
+    ds = RLHFDataset(str(tmp_path / "t.parquet"), tiny_tokenizer, cfg)  # verl's filter leaves an indices mapping
+    view = dataset_view(ds, "prompt_length")
+    kept = [r for r in rows if r["prompt_length"] <= 600]
+    assert 0 < len(kept) < 6 and len(view) == len(ds)
+    assert view.indices == [r["extra_info"]["index"] for r in kept]
+    assert view.lengths.tolist() == [r["prompt_length"] for r in kept]
+    assert [ds[p]["index"] for p in range(len(ds))] == view.indices  # position p of the view is row p of verl's

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -207,7 +206,3 @@ def length_histogram(lengths: np.ndarray, bins: int = 20, upper: int | None = No
     hi = upper if upper is not None else int(lengths.max())
     counts, edges = np.histogram(lengths, bins=bins, range=(0, max(1, hi)))
     return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
-
-
-def finite(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x

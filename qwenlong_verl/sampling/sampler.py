@@ -34,6 +34,13 @@ logger = logging.getLogger(__name__)
 STATE_VERSION = 1
 
 
+def epoch_picks(options: SamplingOptions, pool: RetroPool, band_size: int, phase: int, epoch: int) -> np.ndarray:
+    """Dataset positions of the retrospective picks of (phase, epoch): a function of the seed alone."""
+    retro = options.retrospective
+    k = retrospective_count(options, band_size, len(pool))
+    return pick_retrospective(pool, k, retro.eps, epoch_seed(retro.seed, 7919, phase, epoch))
+
+
 class PhasedRetrospectiveSampler(Sampler[int]):
     """Yields dataset positions: the current phase's band plus retrospective picks, one epoch per ``iter()``.
 
@@ -97,9 +104,8 @@ class PhasedRetrospectiveSampler(Sampler[int]):
         key = (self.phase, self.epoch)
         if self._order_cache is not None and self._order_cache[0] == key:
             return self._order_cache[1], self._order_cache[2]
-        cur, retro = self.options.curriculum, self.options.retrospective
-        picks = pick_retrospective(self.pool, self.retro_per_epoch, retro.eps,
-                                   epoch_seed(retro.seed, 7919, self.phase, self.epoch))
+        cur = self.options.curriculum
+        picks = epoch_picks(self.options, self.pool, len(self.band), self.phase, self.epoch)
         order = np.concatenate([self.band, picks]).astype(np.int64)
         if cur.shuffle:
             order = epoch_seed(cur.seed, self.phase, self.epoch).permutation(order)

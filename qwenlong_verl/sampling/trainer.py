@@ -31,6 +31,8 @@ from qwenlong_verl.sampling.phases import DatasetView, view_from_arrow
 from qwenlong_verl.sampling.sampler import PhasedRetrospectiveSampler
 
 logger = logging.getLogger(__name__)
+# like verl's own modules: phase switches and difficulty-file writes show in the TaskRunner log at INFO
+logging.getLogger("qwenlong_verl.sampling").setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
 
 TRAINER_MODE = "qwenlong"
 
