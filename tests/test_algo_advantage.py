@@ -214,3 +214,25 @@ def test_per_task_std_matches_a_plain_reference(batch, n_tasks, data):
     assert torch.isfinite(adv).all()
     torch.testing.assert_close(adv, torch.tensor(expected, dtype=adv.dtype).unsqueeze(-1) * mask,
                                rtol=1e-4, atol=1e-3)
+
+
+def test_trainer_mixin_engages_only_for_task_scope():
+    from qwenlong_verl.algo.trainer_hooks import AlgoTrainerMixin, task_std_metrics
+
+    class VerlTrainerStandIn:  # only the one method the mixin wraps
+        def _compute_advantage(self, batch, metrics):
+            return "verl"
+
+    class Trainer(AlgoTrainerMixin, VerlTrainerStandIn):
+        pass
+
+    trainer = Trainer()
+    trainer.config = trainer_config()
+    assert not trainer._uses_task_std()
+    assert trainer._compute_advantage(None, {}) == "verl"  # group scope: passes straight through, no TransferQueue
+    trainer.config = trainer_config(std_scope="task")
+    assert trainer._uses_task_std()
+    trainer.config.algorithm.adv_estimator = "grpo"
+    assert not trainer._uses_task_std()
+    assert task_std_metrics({"musique": {"std": 0.5, "count": 8.0}}) == {
+        "qwenlong/adv_task_std/musique": 0.5, "qwenlong/adv_task_count/musique": 8.0}
