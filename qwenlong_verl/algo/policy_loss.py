@@ -251,9 +251,10 @@ def compute_policy_loss_qwenlong_dapo(
     with torch.no_grad():
         clip_low = config.clip_ratio_low if config.clip_ratio_low is not None else config.clip_ratio
         clip_high = config.clip_ratio_high if config.clip_ratio_high is not None else config.clip_ratio
-        ratio = torch.exp(torch.clamp(log_prob.detach() - old_log_prob.detach(), min=-20.0, max=20.0))
-        low = (advantages < 0) & (ratio < 1 - clip_low)
-        high = (advantages > 0) & (ratio > 1 + clip_high)
+        # r < 1 - eps  <=>  log r < log(1 - eps): compare log-ratios, no second exp over the micro-batch
+        log_ratio = log_prob.detach() - old_log_prob.detach()
+        low = (advantages < 0) & (log_ratio < (math.log1p(-clip_low) if clip_low < 1 else -math.inf))
+        high = (advantages > 0) & (log_ratio > math.log1p(clip_high))
         pg_metrics["actor/pg_clipfrac_low"] = float(verl_F.masked_mean(low.float(), keep))
         pg_metrics["actor/pg_clipfrac_high"] = float(verl_F.masked_mean(high.float(), keep))
     pg_metrics.update(extra)
