@@ -246,3 +246,29 @@ def _run_until_checkpoint(overrides: list[str], workdir: Path, ckpt: Path, step:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=60)
         log.close()
+
+
+REWARD_FN = '''
+def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
+    return 1.0 if int(extra_info["index"]) % 2 == 0 else 0.0
+'''
+
+
+def test_without_reward_telemetry_the_table_falls_back_to_the_trained_batch(data, tmp_path, e2e_lock):
+    """verl's own ``dapo`` reward manager sends no telemetry: a warning, then the trained batch's rewards."""
+    work = tmp_path / "fallback"
+    work.mkdir()
+    fn = work / "parity_reward.py"
+    fn.write_text(REWARD_FN)
+    result = run_main_ppo(data.overrides(2) + [
+        "++qwenlong.curriculum.phase=1", "algorithm.filter_groups.enable=false", "reward.reward_manager.name=dapo",
+        f"reward.custom_reward_function.path={fn}", "reward.custom_reward_function.name=compute_score"],
+        work, recipe="qwenlong_phase1")
+    assert result.returncode == 0, result.tail()
+    assert "no reward telemetry" in result.output
+    table = DifficultyTable.load(work / "ckpt" / FILE_NAME)
+    assert len(table) == 2 * BATCH and set(table.examples) <= data.short
+    for idx in table.examples:
+        n, mean = table.stats(idx)
+        assert n == N_ROLLOUTS and mean == (1.0 if idx % 2 == 0 else 0.0), (idx, n, mean)
+    assert all(m["data"]["qwenlong/difficulty_records"] == BATCH * N_ROLLOUTS for m in result.metrics)

@@ -230,22 +230,23 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
             self._qw_warned_fallback = True
         import transfer_queue as tq
 
+        metric = self.difficulty.metric
+        records = []
         try:
             data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
                                    select_fields=["index", "extra_fields", "rm_scores"])
-        except Exception as exc:  # noqa: BLE001
+            for idx, extra, scores in zip(_as_list(data["index"]), list(data["extra_fields"]),
+                                          list(data["rm_scores"]), strict=True):
+                extra = getattr(extra, "data", extra)
+                info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
+                value = info.get(metric)
+                if value is None:  # verl's managers put the scalar score under "acc"; else: score > 0
+                    total = float(scores.sum().item())
+                    value = total if metric == "score" else float(total > 0)
+                records.append({"index": idx, metric: float(value), "global_step": self.global_steps})
+        except Exception as exc:  # noqa: BLE001 - the table is best effort here; training goes on
             logger.warning("qwenlong: fallback difficulty read failed: %s", exc)
             return 0
-        metric = self.difficulty.metric
-        records = []
-        for idx, extra, scores in zip(_as_list(data["index"]), list(data["extra_fields"]), list(data["rm_scores"]),
-                                      strict=True):
-            extra = getattr(extra, "data", extra)
-            info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
-            value = info.get(metric)
-            if value is None:
-                value = float(scores.sum().item()) if metric == "score" else float(scores.sum().item() > 0)
-            records.append({"index": idx, metric: float(value), "global_step": self.global_steps})
         used, _ = self.difficulty.add_records(records, self.qwenlong_options.phase_at(self.global_steps),
                                               lengths=self._qw_lengths)
         return used
