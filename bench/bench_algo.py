@@ -7,7 +7,7 @@ Timed, in one run, on the same random tensors:
     (delegates to verl); ``qwenlong_grpo`` with the per-task std (8 tasks).
 
 Prints the median time of each and its ratio to verl's. Usage:
-``python bench/bench_algo.py [--rows 8] [--width 4096] [--groups 128] [--n 8] [--repeat 20]``.
+``python bench/bench_algo.py [--rows 8] [--width 4096] [--groups 128] [--n 8] [--repeat 20] [--threads 1]``.
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--groups", type=int, default=128)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads; 1 keeps small-op timings stable on a shared box")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
 
     from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, compute_policy_loss_vanilla
     from verl.workers.config import ActorConfig, PolicyLossConfig
