@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from qwenlong_verl.sampling.sampler import PhasedRetrospectiveSampler
     from qwenlong_verl.sampling.trainer import dataset_view
 
+    logging.getLogger("qwenlong_verl.sampling").setLevel(logging.WARNING)  # the trainer module sets INFO
     datasets.disable_caching()  # a cached filter result would hide the tokenisation we measure
     datasets.disable_progress_bars()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_phases_"))
