@@ -37,7 +37,7 @@ def algo_run(e2e_lock, tmp_path, tiny_model_dir):
         f"+{loss}.aepo=true",
         f"+{loss}.aepo_entropy_high=0.0",  # any positive entropy opens the gate
         f"+{loss}.aepo_entropy_low=0.0",
-        "+qwenlong.advantage.std_scope=task",
+        "++qwenlong.advantage.std_scope=task",
     ]
     return run_main_ppo(overrides, work)
 

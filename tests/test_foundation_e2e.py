@@ -9,7 +9,9 @@ pytestmark = pytest.mark.e2e
 
 
 def test_main_ppo_phase2_recipe_runs_two_steps_on_cpu(demo_data, tmp_path, e2e_lock):
-    result = run_main_ppo(demo_overrides(demo_data, steps=2), tmp_path, recipe="qwenlong_phase2")
+    # phase II alone, without a phase-I difficulty file (the curriculum tests cover the retrospective mix)
+    result = run_main_ppo([*demo_overrides(demo_data, steps=2), "qwenlong.retrospective.enable=false"], tmp_path,
+                          recipe="qwenlong_phase2")
     assert result.returncode == 0, result.tail()
     assert result.steps() == [1, 2], result.tail()
     for step in (1, 2):
@@ -21,6 +23,7 @@ def test_main_ppo_phase2_recipe_runs_two_steps_on_cpu(demo_data, tmp_path, e2e_l
         assert m["response_length/mean"] > 0
         # our trainer mode ran: it adds the qwenlong/* metrics every step
         assert "qwenlong/scored_samples" in m
+        assert m["qwenlong/phase"] == 2
     # recipe values reached the workers: token-mean DAPO loss, the paper's clip-higher, the CPU overlay sizes
     assert "'clip_ratio_high': 0.28" in result.output
     assert "'loss_mode': 'qwenlong_dapo'" in result.output
