@@ -61,17 +61,21 @@ def _ray_hub():
         return _HUB
 
 
+def _send(batch: list[dict[str, Any]]):
+    """Hand ``batch`` to the hub; the Ray ObjectRef of the call, or None when it went to the local buffer."""
+    hub = _ray_hub()
+    if hub is None:
+        _LOCAL.push(batch)
+        return None
+    return hub.push.remote(batch)
+
+
 def push(records: Iterable[dict[str, Any]]) -> None:
     """Send records without waiting (fire and forget). Never raises: telemetry must not stop training."""
     batch = list(records)
-    if not batch:
-        return
     try:
-        hub = _ray_hub()
-        if hub is None:
-            _LOCAL.push(batch)
-        else:
-            hub.push.remote(batch)
+        if batch:
+            _send(batch)
     except Exception as exc:  # noqa: BLE001
         logger.warning("qwenlong telemetry: dropped %d records: %s", len(batch), exc)
 
@@ -80,14 +84,10 @@ async def apush(records: Iterable[dict[str, Any]]) -> None:
     """Like :func:`push`, but waits until the hub holds the records, so a trainer that drains after the reward
     came back sees them. For async callers (the reward manager's ``run_single``). Never raises."""
     batch = list(records)
-    if not batch:
-        return
     try:
-        hub = _ray_hub()
-        if hub is None:
-            _LOCAL.push(batch)
-        else:
-            await hub.push.remote(batch)
+        ref = _send(batch) if batch else None
+        if ref is not None:
+            await ref
     except Exception as exc:  # noqa: BLE001
         logger.warning("qwenlong telemetry: dropped %d records: %s", len(batch), exc)
 
