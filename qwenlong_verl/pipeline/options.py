@@ -1,0 +1,119 @@
+"""Options of the QwenLong-L1 pipeline (``qwenlong-verl pipeline``), with the CPU demo's and the paper's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STAGES = ("data", "sft", "phase1", "phase2", "eval", "report")
+MODES = ("cpu", "gpu")
+
+
+class PipelineError(RuntimeError):
+    """The pipeline cannot go on; the message names the stage and what to do."""
+
+
+@dataclass
+class DemoSizes:
+    """Synthetic data of the CPU demo (``copy`` DocQA: the document states the answer, so a tiny model can learn
+    it). Prompt lengths in tokens of the tiny model's tokenizer."""
+
+    train_rows: int = 64
+    sft_rows: int = 384
+    eval_rows: int = 32
+    val_rows: int = 4
+    min_tokens: int = 160
+    max_tokens: int = 470
+    sft_max_tokens: int = 300  # the SFT set lies within phase I's bound, as in the paper
+    kinds: tuple[str, ...] = ("copy",)
+    seed: int = 0
+
+
+@dataclass
+class PipelineOptions:
+    """Everything one pipeline run needs. ``mode=cpu``: the demo (tiny model and synthetic data built by the
+    ``data`` stage unless given); ``mode=gpu``: the paper's settings with the user's model, data and judge."""
+
+    mode: str = "cpu"
+    workdir: Path = Path("qwenlong_demo")
+    # inputs; the CPU demo builds whatever is None
+    model: str | None = None
+    train_data: str | None = None
+    val_data: str | None = None
+    eval_data: list[str] = field(default_factory=list)
+    sft_data: list[str] = field(default_factory=list)  # triplets (converted) or a `messages` parquet
+    sft_reasoning: str = "column"  # SFT conversion reasoning mode; the demo uses "evidence"
+    # judge: a URL, or the CPU demo's stand-in server
+    judge_url: str | None = None
+    judge_model: str | None = None
+    standin_judge: bool = False
+    # curriculum (paper: L1 = 20K, L2 = 60K input tokens)
+    phase_lengths: tuple[int, int] = (20000, 60000)
+    retrospective_mode: str = "zero_mean"
+    # lengths of each stage; None: the recipe's (epochs)
+    sft_epochs: int = 3
+    sft_steps: int | None = None
+    phase1_steps: int | None = None
+    phase2_steps: int | None = None
+    max_response_length: int | None = None  # None: the recipe's (10K on GPU)
+    rl_lr: float | None = None  # actor lr of both RL phases; None: the recipe's (paper: 2e-6)
+    yarn_phase2: bool = True  # phase II past 32K tokens: YaRN rope scaling (+qwenlong_rope=yarn)
+    # launch
+    nproc_per_node: int = 8
+    sft_launcher: str = "torchrun"  # torchrun (one node) | ray (verl.trainer.sft_trainer_ray, a Ray cluster)
+    ray_address: str | None = None  # an existing Ray cluster for the RL phases (and the Ray SFT launcher)
+    stage_timeout_s: float | None = None
+    # evaluation
+    eval_backend: str = "local"  # local: HF generate here | endpoint: `qwenlong-verl eval` against a server
+    eval_endpoint: str | None = None
+    eval_served_model: str | None = None
+    eval_max_new_tokens: int = 10000
+    eval_temperature: float = 0.7  # paper §3.3
+    eval_models: tuple[str, ...] = ("final",)  # which stage models to evaluate: base, sft, phase1, phase2, final
+    # per-stage Hydra overrides, passed after the pipeline's own
+    overrides: dict[str, list[str]] = field(default_factory=dict)
+    demo: DemoSizes = field(default_factory=DemoSizes)
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if len(self.phase_lengths) != 2 or not 0 < self.phase_lengths[0] < self.phase_lengths[1]:
+            raise ValueError(f"phase_lengths must be two increasing token counts (L1, L2), got {self.phase_lengths}")
+        if self.sft_launcher not in ("torchrun", "ray"):
+            raise ValueError(f"sft_launcher must be torchrun or ray, got {self.sft_launcher!r}")
+        if self.eval_backend not in ("local", "endpoint"):
+            raise ValueError(f"eval_backend must be local or endpoint, got {self.eval_backend!r}")
+        if self.retrospective_mode not in ("zero_mean", "weighted"):
+            raise ValueError(f"retrospective_mode must be zero_mean or weighted, got {self.retrospective_mode!r}")
+        for stage in self.overrides:
+            if stage not in ("sft", "phase1", "phase2", "rl"):
+                raise ValueError(f"overrides: unknown stage {stage!r} (sft, phase1, phase2, or rl for both phases)")
+        for name in ("sft_steps", "phase1_steps", "phase2_steps"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        bad = [m for m in self.eval_models if m not in ("base", "sft", "phase1", "phase2", "final")]
+        if bad:
+            raise ValueError(f"eval_models: unknown {bad}; choose from base, sft, phase1, phase2, final")
+
+    @property
+    def cpu(self) -> bool:
+        return self.mode == "cpu"
+
+    def stage_overrides(self, stage: str) -> list[str]:
+        extra = list(self.overrides.get("rl", [])) if stage in ("phase1", "phase2") else []
+        return extra + list(self.overrides.get(stage, []))
+
+
+def cpu_demo_options(workdir: str | Path = "qwenlong_demo", **changes) -> PipelineOptions:
+    """The CPU demo: tiny model, synthetic copy-task DocQA, a stand-in judge, a few steps per stage (a few minutes on
+    2 cores)."""
+    base = dict(
+        mode="cpu", workdir=Path(workdir), sft_reasoning="evidence", standin_judge=True, phase_lengths=(320, 512),
+        sft_epochs=3, phase1_steps=3, phase2_steps=3, max_response_length=64, yarn_phase2=False, nproc_per_node=1,
+        rl_lr=2e-4,  # a 140K-parameter model: the paper's 2e-6 (for 14B/32B) would not move it
+        eval_max_new_tokens=64, eval_temperature=0.0, eval_models=("sft", "phase1", "final"),
+    )
+    base.update(changes)
+    return PipelineOptions(**base)

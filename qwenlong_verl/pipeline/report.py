@@ -1,0 +1,251 @@
+"""The pipeline's closing report: per stage steps, mean reward, judge use, phase sizes, retrospective count and wall
+time (``report.md``, ``report.json``), and ``reward.png``: reward per RL step across the phases (and SFT loss).
+
+Every number comes from the stages' own logs: verl's ``file`` logger (one JSON line per step, ``VERL_FILE_LOGGER_PATH``)
+and the stages' ``DONE`` records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REWARD_KEY = "critic/score/mean"  # mean sequence reward of the step's trained batch (verl)
+ACC_KEY = "qwenlong/reward/acc_mean"  # every scored rollout of the step, DAPO-evicted groups included
+REPORT_MD, REPORT_JSON, REWARD_PNG = "report.md", "report.json", "reward.png"
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Per-step metrics of one stage, ``[{step, data}]`` sorted by step. Logs of earlier interrupted attempts
+    (``metrics.N.jsonl``) come first; a later attempt's value for the same step wins."""
+    path = Path(path)
+    rotated = {}
+    for f in path.parent.glob(f"{path.stem}.*{path.suffix}"):
+        middle = f.name[len(path.stem) + 1:-len(path.suffix)]
+        if middle.isdigit():
+            rotated[int(middle)] = f
+    files = [rotated[n] for n in sorted(rotated)]
+    by_step: dict[int, dict[str, Any]] = {}
+    for f in [*files, path]:
+        if not f.is_file():
+            continue
+        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                by_step.setdefault(int(rec["step"]), {}).update(rec["data"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                logger.warning("%s:%d: unreadable metrics line (%s); left out of the report", f, lineno, exc)
+    return [{"step": s, "data": by_step[s]} for s in sorted(by_step)]
+
+
+def _values(steps: Sequence[Mapping[str, Any]], key: str) -> list[float]:
+    out = []
+    for s in steps:
+        v = s["data"].get(key)
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            out.append(float(v))
+    return out
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _sum_suffix(steps: Sequence[Mapping[str, Any]], suffix: str) -> float:
+    return sum(float(v) for s in steps for k, v in s["data"].items()
+               if k.endswith(suffix) and isinstance(v, (int, float)))
+
+
+def sft_summary(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    loss = _values(steps, "train/loss")
+    return {"steps": len(steps), "loss_first": loss[0] if loss else None, "loss_last": loss[-1] if loss else None}
+
+
+def rl_summary(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    reward = _values(steps, REWARD_KEY)
+    acc = _values(steps, ACC_KEY)
+    phase = _values(steps, "qwenlong/phase")
+    return {
+        "steps": len(steps),
+        "reward_mean": _mean(reward),
+        "reward_first": reward[0] if reward else None,
+        "reward_last": reward[-1] if reward else None,
+        "acc_mean": _mean(acc),
+        "scored_rollouts": sum(_values(steps, "qwenlong/reward/samples")),
+        "judge_calls": sum(_values(steps, "qwenlong/judge/calls")),
+        "judge_failures": sum(_values(steps, "qwenlong/judge/failures")),
+        "judge_call_rate": _mean(_values(steps, "qwenlong/judge/call_rate")),
+        "judge_rescue_rate": _mean(_values(steps, "qwenlong/judge/rescue_rate")),
+        "phase": int(phase[-1]) if phase else None,
+        "retro_pool": max(_values(steps, "qwenlong/retro_pool"), default=0.0),
+        "retro_in_batches": sum(_values(steps, "qwenlong/retro_in_batch")),
+        "dapo_evicted": _sum_suffix(steps, "filter_groups/evicted_samples"),
+    }
+
+
+def build_report(workdir: Path, records: Mapping[str, Any]) -> dict[str, Any]:
+    """``records``: stage name -> :class:`~qwenlong_verl.pipeline.runner.StageRecord` (or a dict of the same
+    fields)."""
+    def field(rec: Any, name: str) -> Any:
+        return rec.get(name) if isinstance(rec, Mapping) else getattr(rec, name)
+
+    report: dict[str, Any] = {"workdir": str(workdir), "stages": {}, "curves": {}}
+    for name, rec in records.items():
+        if name == "report":
+            continue
+        status, outputs = field(rec, "status"), field(rec, "outputs") or {}
+        entry: dict[str, Any] = {"status": status, "wall_s": round(float(field(rec, "wall_s") or 0.0), 1)}
+        if name == "data" and outputs:
+            entry["model"] = outputs.get("model")
+            entry["phase_sizes"] = outputs.get("phase_sizes")
+            entry["sft_conversion"] = outputs.get("sft_conversion")
+        if name == "sft" and outputs:
+            steps = read_metrics(outputs["metrics"])
+            entry.update(sft_summary(steps), hf_model=outputs.get("hf_model"))
+            report["curves"]["sft_loss"] = [[s["step"], v] for s in steps for v in _values([s], "train/loss")]
+        if name in ("phase1", "phase2") and outputs:
+            steps = read_metrics(outputs["metrics"])
+            entry.update(rl_summary(steps))
+            entry.update(start_stage=outputs.get("start_stage"), start_model=outputs.get("start_model"),
+                         hf_model=outputs.get("hf_model"), retrospective_file=outputs.get("retrospective_file"),
+                         difficulty_file=outputs.get("difficulty_file"))
+            sizes = outputs.get("phase_sizes") or {}
+            k = name[-1]
+            entry["phase_band_size"] = (sizes.get(f"phase{k}") or {}).get("band_size")
+            entry["retro_candidates"] = (sizes.get(f"phase{k}") or {}).get("retro_candidates")
+            if sizes.get("difficulty"):
+                entry["difficulty_in"] = sizes["difficulty"]
+            report["curves"][name] = [[s["step"], s["data"].get(REWARD_KEY), s["data"].get(ACC_KEY)]
+                                      for s in steps]
+        if name == "eval" and outputs:
+            entry["models"] = {label: {k: v for k, v in m.items() if k in ("model", "rows", "score", "rule_acc",
+                                                                            "judge_calls", "judge_yes", "report")}
+                               for label, m in (outputs.get("models") or {}).items()}
+        report["stages"][name] = entry
+    report["total_wall_s"] = round(sum(e["wall_s"] for e in report["stages"].values()), 1)
+    return report
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if not v.is_integer() or abs(v) < 1 else f"{v:.0f}"
+    return str(v)
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    st = report["stages"]
+    lines = ["# QwenLong-L1 pipeline report", "", f"Work folder: `{report['workdir']}`; total wall time "
+             f"{report['total_wall_s']:.0f} s.", "", "| stage | status | wall s | steps | mean reward | first → last "
+             "reward | acc (all rollouts) | judge calls (rate) | phase band | retrospective |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, e in st.items():
+        steps = e.get("steps")
+        if name == "sft" and "loss_first" in e:
+            reward = "–"
+            first_last = f"loss {_fmt(e['loss_first'])} → {_fmt(e['loss_last'])}"
+        elif name in ("phase1", "phase2") and "reward_mean" in e:
+            reward = _fmt(e["reward_mean"])
+            first_last = f"{_fmt(e['reward_first'])} → {_fmt(e['reward_last'])}"
+        else:
+            reward = first_last = "–"
+        acc = _fmt(e.get("acc_mean"))
+        judge = (f"{_fmt(e.get('judge_calls'))} ({_fmt(e.get('judge_call_rate'), 2)})"
+                 if "judge_calls" in e and name != "eval" else "–")
+        band = _fmt(e.get("phase_band_size"))
+        retro = "–"
+        if name == "phase2" and "retro_pool" in e:
+            retro = (f"pool {_fmt(e['retro_pool'])}, {_fmt(e['retro_in_batches'])} trained "
+                     f"(from {Path(e['retrospective_file']).name if e.get('retrospective_file') else 'none'})")
+        elif name == "phase1" and e.get("difficulty_file"):
+            retro = f"writes {Path(e['difficulty_file']).name}"
+        lines.append(f"| {name} | {e['status']} | {e['wall_s']:.0f} | {_fmt(steps)} | {reward} | {first_last} | "
+                     f"{acc} | {judge} | {band} | {retro} |")
+    data = st.get("data", {})
+    sizes = data.get("phase_sizes") or {}
+    if sizes:
+        lines += ["", f"Training rows: {sizes.get('rows')}; phase I band {sizes.get('phase1', {}).get('band_size')}, "
+                  f"phase II band {sizes.get('phase2', {}).get('band_size')}, outside both "
+                  f"{sizes.get('outside_all_phases')}."]
+    p2 = st.get("phase2", {})
+    if p2.get("difficulty_in"):
+        d = p2["difficulty_in"]
+        lines.append(f"Phase I difficulty table: {d['examples']} examples, {d['zero_mean']} with mean reward 0 "
+                     f"(retrospective candidates for phase II: {p2.get('retro_candidates')}).")
+    for name in ("phase1", "phase2"):
+        e = st.get(name, {})
+        if e.get("start_stage"):
+            lines.append(f"{name} started from the {e['start_stage']} model `{e['start_model']}`.")
+    ev = st.get("eval", {}).get("models")
+    if ev:
+        lines += ["", "## Held-out evaluation (`qwenlong-verl score`)", "", "| model | rows | score % | rule acc % | "
+                  "judge calls | judge YES |", "|---|---|---|---|---|---|"]
+        for label, m in ev.items():
+            lines.append(f"| {label} | {_fmt(m.get('rows'))} | {_fmt(m.get('score'), 1)} | "
+                         f"{_fmt(m.get('rule_acc'), 1)} | {_fmt(m.get('judge_calls'))} | {_fmt(m.get('judge_yes'))} |")
+    lines += ["", f"![reward per step]({REWARD_PNG})", "",
+              "mean reward = verl's `critic/score/mean` (trained batch, after DAPO filtering); acc = "
+              "`qwenlong/reward/acc_mean` over every scored rollout of the step, evicted groups included.", ""]
+    return "\n".join(lines)
+
+
+def plot_reward(report: Mapping[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = report["curves"]
+    fig, (ax_sft, ax_rl) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
+    sft = curves.get("sft_loss") or []
+    if sft:
+        ax_sft.plot([s for s, _ in sft], [v for _, v in sft], color="tab:gray")
+    ax_sft.set_title("warm-up SFT")
+    ax_sft.set_xlabel("SFT step")
+    ax_sft.set_ylabel("train loss")
+    offset = 0
+    for name, color in (("phase1", "tab:blue"), ("phase2", "tab:orange")):
+        rows = curves.get(name) or []
+        if not rows:
+            continue
+        xs = [offset + s for s, _, _ in rows]
+        ax_rl.plot(xs, [r if r is not None else float("nan") for _, r, _ in rows], "o-", color=color,
+                   label=f"{name}: reward (trained batch)")
+        ax_rl.plot(xs, [a if a is not None else float("nan") for _, _, a in rows], "x--", color=color, alpha=0.6,
+                   label=f"{name}: acc (all rollouts)")
+        if offset:
+            ax_rl.axvline(offset + 0.5, color="k", lw=0.8, ls=":")
+        offset = xs[-1]
+    ax_rl.set_title("RL: reward per step across the phases")
+    ax_rl.set_xlabel("RL step (phase II continues phase I's count)")
+    ax_rl.set_ylabel("reward")
+    if ax_rl.lines:
+        ax_rl.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(workdir: Path, records: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
+    report = build_report(workdir, records)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_JSON).write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    (out_dir / REPORT_MD).write_text(render_markdown(report), encoding="utf-8")
+    plot_reward(report, out_dir / REWARD_PNG)
+    return {"md": str(out_dir / REPORT_MD), "json": str(out_dir / REPORT_JSON), "png": str(out_dir / REWARD_PNG)}
+
+
+def run_report(ctx: Any) -> dict[str, Any]:
+    """The ``report`` stage."""
+    records = {k: v for k, v in ctx.records.items() if k != "report"}
+    return write_report(ctx.workdir, records, ctx.stage_dir())
