@@ -106,6 +106,7 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
         self.train_dataloader_it = None
         self._qw_fix_step_counts()
         self._qw_warned_fallback = False
+        self._qw_pending: list[dict] = []  # training records drained early (at the start of a validation)
         self._qw_last_written_phase: int | None = None
 
     def _qw_fix_step_counts(self) -> None:
@@ -136,11 +137,48 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
     # ------------------------------------------------------------------ step hooks
     def on_step_begin(self):
         super().on_step_begin()
+        self._qw_refilled = 0
         phase = self.qwenlong_options.phase_at(self.global_steps)
         if phase != self.sampler.phase and self.global_steps > 1:
             # end of an in-run phase: its table is the next phase's retrospective source, and a file for later runs
             self._qw_write_difficulty(reason=f"end of phase {self.sampler.phase}")
         self.sampler.set_step(self.global_steps)
+
+    # ------------------------------------------------------------------ DAPO refill bound
+    def _add_prompts_to_generate(self, num_prompts: int) -> int:
+        """verl's ReplayBuffer calls this to replace groups that dynamic sampling evicted. verl's V1 ignores
+        ``algorithm.filter_groups.max_num_gen_batches`` and refills without bound, so a batch the model cannot
+        solve at all (or solves entirely) spins forever; like DAPO's original trainer, stop with a message."""
+        limit = int(OmegaConf.select(self.config, "algorithm.filter_groups.max_num_gen_batches", default=0) or 0)
+        self._qw_refilled = getattr(self, "_qw_refilled", 0) + num_prompts
+        batch = int(self.config.data.train_batch_size)
+        if limit > 0 and self._qw_refilled > limit * batch:
+            raise RuntimeError(
+                f"qwenlong: DAPO dynamic sampling replaced {self._qw_refilled} prompt groups at step "
+                f"{self.global_steps} (more than algorithm.filter_groups.max_num_gen_batches={limit} x "
+                f"data.train_batch_size={batch}) without filling a batch: nearly every group has the same reward "
+                "(all wrong or all right). The data is too hard or too easy for this model; raise "
+                "max_num_gen_batches, change the data, or set algorithm.filter_groups.enable=false")
+        return super()._add_prompts_to_generate(num_prompts)
+
+    # ------------------------------------------------------------------ validation records
+    def on_validate_begin(self):
+        super().on_validate_begin()
+        # verl drops the validate flag before the reward workers see a sample, so they cannot tag validation
+        # records; in sync mode nothing else is scored while validating, so keep what is pending for training
+        # and drop what arrives during validation (not training rewards, not difficulty).
+        self._qw_pending.extend(self._qw_drain())
+
+    def on_validate_end(self):
+        super().on_validate_end()
+        self._qw_drain()
+
+    def _qw_drain(self) -> list[dict]:
+        try:
+            return telemetry.drain()
+        except Exception as exc:  # noqa: BLE001 - metrics must never stop training
+            logger.warning("qwenlong: telemetry drain failed: %s", exc)
+            return []
 
     def _step_once(self, metrics: dict, timing_raw: dict, sample_batch_size: int):
         batch = super()._step_once(metrics, timing_raw, sample_batch_size)
@@ -189,11 +227,7 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
 
     def _telemetry_metrics(self, batch: Any = None) -> dict[str, float]:
         """Drain the reward workers' per-sample records: difficulty table + judge health metrics."""
-        try:
-            records = telemetry.drain()
-        except Exception as exc:  # noqa: BLE001 - metrics must never stop training
-            logger.warning("qwenlong: telemetry drain failed: %s", exc)
-            records = []
+        records, self._qw_pending = self._qw_pending + self._qw_drain(), []
         train = [r for r in records if not r.get("validate", False)]
         out: dict[str, float] = {"qwenlong/scored_samples": float(len(train))}
         if self.qwenlong_options.difficulty.enable:
