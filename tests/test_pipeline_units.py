@@ -147,6 +147,7 @@ def test_phase2_command_hands_over_weights_difficulty_and_fresh_folder(tmp_path)
     assert _value(cmd, "qwenlong.curriculum.phase") == "2"
     assert _value(cmd, "qwenlong.curriculum.lengths") == "[320,512]"
     assert _value(cmd, "trainer.total_training_steps") == _value(cmd, "trainer.save_freq") == "3"
+    assert _value(cmd, "trainer.total_epochs") == "3"  # the step count, not the epochs, ends the run
     assert "hf_model" in _value(cmd, "actor_rollout_ref.actor.checkpoint.save_contents")
     assert _value(cmd, "qwenlong.judge.base_url") == "http://127.0.0.1:1/v1"
     assert cmd[-2:] == ["trainer.seed=3", "data.train_batch_size=8"]  # the user's overrides come last

@@ -65,7 +65,10 @@ def register(subparsers) -> None:
     g.add_argument("--phase2-steps", type=int, help="RL steps of phase II")
     g.add_argument("--max-response-length", type=int, help="RL response tokens (GPU default: the recipe's 10000)")
     g.add_argument("--rl-lr", type=float, help="actor lr of the RL phases (default: the recipe's 2e-6; CPU demo 2e-4)")
-    g.add_argument("--retrospective-mode", choices=["zero_mean", "weighted"], default="zero_mean")
+    g.add_argument("--retrospective-mode", choices=["zero_mean", "weighted"], default="zero_mean",
+                   help="phase II's hard examples: every zero-mean one of phase I (paper §3.2, default) or drawn by "
+                        "difficulty 1/(mean+eps) (Eq. 10; needs --retrospective-ratio)")
+    g.add_argument("--retrospective-ratio", type=float, help="share of phase II's epoch made of phase I examples")
     g.add_argument("--no-yarn", action="store_true", help="GPU: no YaRN rope scaling in phase II")
     g = p.add_argument_group("launch")
     g.add_argument("--nproc-per-node", type=int, help="GPUs per node (GPU default 8)")
@@ -123,7 +126,8 @@ def options_from_args(args: argparse.Namespace):
         "judge_url": args.judge_url, "judge_model": args.judge_model, "phase_lengths": args.phase_lengths,
         "sft_epochs": args.sft_epochs, "sft_steps": args.sft_steps, "phase1_steps": args.phase1_steps,
         "phase2_steps": args.phase2_steps, "max_response_length": args.max_response_length, "rl_lr": args.rl_lr,
-        "retrospective_mode": args.retrospective_mode, "nproc_per_node": args.nproc_per_node,
+        "retrospective_mode": args.retrospective_mode,
+        "retrospective_ratio": args.retrospective_ratio, "nproc_per_node": args.nproc_per_node,
         "sft_launcher": args.sft_launcher, "ray_address": args.ray_address, "stage_timeout_s": args.stage_timeout,
         "eval_backend": args.eval_backend, "eval_endpoint": args.eval_endpoint,
         "eval_served_model": args.eval_served_model, "eval_max_new_tokens": args.eval_max_new_tokens,

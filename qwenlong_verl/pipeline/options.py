@@ -50,6 +50,7 @@ class PipelineOptions:
     # curriculum (paper: L1 = 20K, L2 = 60K input tokens)
     phase_lengths: tuple[int, int] = (20000, 60000)
     retrospective_mode: str = "zero_mean"
+    retrospective_ratio: float | None = None  # share of phase II's epoch; None: every zero-mean example (zero_mean)
     # lengths of each stage; None: the recipe's (epochs)
     sft_epochs: int = 3
     sft_steps: int | None = None
@@ -86,6 +87,10 @@ class PipelineOptions:
             raise ValueError(f"eval_backend must be local or endpoint, got {self.eval_backend!r}")
         if self.retrospective_mode not in ("zero_mean", "weighted"):
             raise ValueError(f"retrospective_mode must be zero_mean or weighted, got {self.retrospective_mode!r}")
+        if self.retrospective_mode == "weighted" and self.retrospective_ratio is None:
+            raise ValueError("retrospective_mode=weighted needs retrospective_ratio (share of phase II's epoch)")
+        if self.retrospective_ratio is not None and not 0 <= self.retrospective_ratio < 1:
+            raise ValueError(f"retrospective_ratio must be in [0, 1), got {self.retrospective_ratio}")
         for stage in self.overrides:
             if stage not in ("sft", "phase1", "phase2", "rl"):
                 raise ValueError(f"overrides: unknown stage {stage!r} (sft, phase1, phase2, or rl for both phases)")

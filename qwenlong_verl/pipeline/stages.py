@@ -30,22 +30,21 @@ METRICS_FILE = "metrics.jsonl"
 DIFFICULTY_FILE = "difficulty.json"
 HF_CHECKPOINT_CONTENTS = "[model,optimizer,extra,hf_model]"
 
-# Environment of every verl subprocess: offline, quiet, no wandb unless the user's overrides ask for it.
+# Environment of every subprocess; the CPU demo also runs offline (everything it uses is built locally).
 BASE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "HYDRA_FULL_ERROR": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_DEDUP_LOGS": "0",
 }
+CPU_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "disabled"}
 
 
 def _env(ctx: StageContext, metrics: Path) -> dict[str, str]:
     env = {**BASE_ENV, "VERL_FILE_LOGGER_PATH": str(metrics)}
     if ctx.options.cpu:
+        env.update(CPU_ENV)
         env["VERL_PLATFORM"] = "cpu"  # torchrun's workers import verl before Hydra's guard could set it
-        env.setdefault("WANDB_MODE", "disabled")
     return env
 
 
@@ -156,7 +155,7 @@ def run_data(ctx: StageContext) -> dict[str, Any]:
 
 
 def phase_sizes(train: str, lengths: tuple[int, int], difficulty_file: str | None = None,
-                mode: str = "zero_mean") -> dict[str, Any]:
+                mode: str = "zero_mean", ratio: float | None = None) -> dict[str, Any]:
     """Band size per phase (paper Eq. 9) and, with phase I's difficulty file, phase II's retrospective candidates,
     computed by the trainer's own selection code."""
     from qwenlong_verl.sampling.difficulty import DifficultyTable
@@ -166,7 +165,8 @@ def phase_sizes(train: str, lengths: tuple[int, int], difficulty_file: str | Non
 
     options = sampling_options({"qwenlong": {
         "curriculum": {"lengths": list(lengths)},
-        "retrospective": {"enable": bool(difficulty_file), "difficulty_file": difficulty_file, "mode": mode}}})
+        "retrospective": {"enable": bool(difficulty_file), "difficulty_file": difficulty_file, "mode": mode,
+                          "ratio": ratio}}})
     table = DifficultyTable.load(difficulty_file) if difficulty_file else None
     plan = build_plan(view_from_file(train), options, table)
     out: dict[str, Any] = {"rows": plan["rows"], "outside_all_phases": plan["outside_all_phases"]}
@@ -261,13 +261,16 @@ def difficulty_output(stage_dir: Path) -> Path:
     return stage_dir / DIFFICULTY_FILE
 
 
-def retrospective_overrides(difficulty_file: str | None, mode: str) -> list[str]:
+def retrospective_overrides(difficulty_file: str | None, mode: str, ratio: float | None = None) -> list[str]:
     """THE hand-off of phase I's difficulty table to phase II (retrospective sampling, paper §3.2). Without a file
     (phase I skipped) phase II trains on its own band only."""
     if not difficulty_file:
         return ["++qwenlong.retrospective.enable=false"]
-    return ["++qwenlong.retrospective.enable=true", f"++qwenlong.retrospective.difficulty_file={difficulty_file}",
-            f"++qwenlong.retrospective.mode={mode}"]
+    out = ["++qwenlong.retrospective.enable=true", f"++qwenlong.retrospective.difficulty_file={difficulty_file}",
+           f"++qwenlong.retrospective.mode={mode}"]
+    if ratio is not None:
+        out.append(f"++qwenlong.retrospective.ratio={ratio}")
+    return out
 
 
 def rl_command(o: PipelineOptions, phase: int, *, train: str, val: str, model: str, ckpt: Path,
@@ -290,8 +293,10 @@ def rl_command(o: PipelineOptions, phase: int, *, train: str, val: str, model: s
         f"++qwenlong.curriculum.phase={phase}",
     ]
     if steps is not None:
-        # verl saves at the last step whenever save_freq > 0: the HF weights the next stage starts from
-        args += [f"trainer.total_training_steps={steps}", f"trainer.save_freq={steps}"]
+        # verl saves at the last step whenever save_freq > 0: the HF weights the next stage starts from. verl also
+        # stops after total_epochs epochs, before the last step if DAPO refills use up the data; an epoch is at
+        # least one step, so `steps` epochs let the step count decide.
+        args += [f"trainer.total_training_steps={steps}", f"trainer.save_freq={steps}", f"trainer.total_epochs={steps}"]
     if o.max_response_length is not None:
         args.append(f"data.max_response_length={o.max_response_length}")
     if o.rl_lr is not None:
@@ -299,7 +304,7 @@ def rl_command(o: PipelineOptions, phase: int, *, train: str, val: str, model: s
     if difficulty_out is not None:
         args.append(f"++qwenlong.difficulty.output_file={difficulty_out}")
     if phase == 2:
-        args += retrospective_overrides(difficulty_in, o.retrospective_mode)
+        args += retrospective_overrides(difficulty_in, o.retrospective_mode, o.retrospective_ratio)
     if judge_url:
         args.append(f"++qwenlong.judge.base_url={judge_url}")
         if o.judge_model:
@@ -330,6 +335,15 @@ def run_phase(ctx: StageContext, phase: int) -> dict[str, Any]:
     cmd = rl_command(ctx.options, phase, train=data["train"], val=data["val"], model=model, ckpt=ckpt,
                      difficulty_out=difficulty_out, difficulty_in=difficulty_in, judge_url=ctx.judge_url)
     ctx.run_command(cmd, env=_env(ctx, metrics))
+    if not (ckpt / "latest_checkpointed_iteration.txt").is_file():
+        from qwenlong_verl.pipeline.report import read_metrics
+
+        logged = read_metrics(metrics)
+        raise PipelineError(
+            f"stage phase{phase}: verl finished after {logged[-1]['step'] if logged else 0} logged steps without "
+            f"saving a checkpoint in {ckpt}: it saves at the last step (trainer.total_training_steps) and every "
+            "trainer.save_freq steps; a run that ends early (trainer.total_epochs used up) saves nothing. Set "
+            f"--phase{phase}-steps, or trainer.save_freq / trainer.total_epochs with --phase{phase}-override")
     result: dict[str, Any] = {"hf_model": str(rl_hf_model(ckpt)), "start_model": model, "start_stage": source,
                               "ckpt": str(ckpt), "metrics": str(metrics), "retrospective_file": difficulty_in}
     if difficulty_out.is_file():
@@ -338,7 +352,7 @@ def run_phase(ctx: StageContext, phase: int) -> dict[str, Any]:
         raise PipelineError(f"stage phase1: the trainer wrote no difficulty table at {difficulty_out}; is "
                             "trainer.v1.trainer_mode=qwenlong with qwenlong.difficulty.enable=true?")
     result["phase_sizes"] = phase_sizes(data["train"], ctx.options.phase_lengths, difficulty_in,
-                                        ctx.options.retrospective_mode)
+                                        ctx.options.retrospective_mode, ctx.options.retrospective_ratio)
     return result
 
 
@@ -384,7 +398,7 @@ def run_eval(ctx: StageContext) -> dict[str, Any]:
         ctx.run_command([sys.executable, "-m", "qwenlong_verl.pipeline.generate", "--model", model,
                          *[a for f in files for a in ("--data", f)], "--out", str(responses),
                          "--max-new-tokens", str(o.eval_max_new_tokens), "--temperature", str(o.eval_temperature)],
-                        env=BASE_ENV)
+                        env=_env(ctx, out / METRICS_FILE))
         scores = out / f"{label}_scores.json"
         cmd = [sys.executable, "-m", "qwenlong_verl.cli", "score", str(responses), "--json", str(scores),
                "--output", str(out / f"{label}_scored.jsonl"), "--no-progress"]
@@ -392,7 +406,7 @@ def run_eval(ctx: StageContext) -> dict[str, Any]:
             cmd += ["--judge-url", ctx.judge_url]
             if o.judge_model:
                 cmd += ["--judge-model", o.judge_model]
-        ctx.run_command(cmd, env=BASE_ENV)
+        ctx.run_command(cmd, env=_env(ctx, out / METRICS_FILE))
         results[label] = {"model": model, "responses": str(responses), "scores": str(scores),
                           **_score_summary(scores)}
     return {"models": results, "data": files}
@@ -412,7 +426,7 @@ def _eval_endpoint(ctx: StageContext, label: str, files: list[str]) -> dict[str,
         cmd += ["--judge-endpoint", ctx.judge_url]
         if o.judge_model:
             cmd += ["--judge-model", o.judge_model]
-    ctx.run_command(cmd, env=BASE_ENV)
+    ctx.run_command(cmd, env=_env(ctx, ctx.stage_dir() / METRICS_FILE))
     return {"model": o.eval_served_model or label, "report": str(out / "report.json")}
 
 
@@ -437,6 +451,7 @@ def _signature(ctx: StageContext, stage: str) -> dict[str, Any]:
         if stage == "phase2":
             sig["retrospective_file"] = (ctx.outputs("phase1") or {}).get("difficulty_file")
             sig["retrospective_mode"] = o.retrospective_mode
+            sig["retrospective_ratio"] = o.retrospective_ratio
             sig["yarn"] = o.yarn_phase2 and not o.cpu
         return sig
     if stage == "eval":
