@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rollouts", type=int, default=8, help="rollouts per prompt, G (default 8)")
     p.add_argument("--lr", type=float, default=2e-4, help="actor lr (tiny model; the paper's 2e-6 is for 14B/32B)")
     p.add_argument("--sft-rows", type=int, default=384)
-    p.add_argument("--sft-epochs", type=int, default=2)
+    p.add_argument("--sft-epochs", type=int, default=3)
     p.add_argument("--train-rows", type=int, default=256)
     p.add_argument("--eval-rows", type=int, default=64)
     p.add_argument("--window", type=int, default=5, help="steps averaged at the start and at the end")

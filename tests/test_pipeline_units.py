@@ -194,7 +194,7 @@ def test_cli_defaults_are_the_cpu_demo(tmp_path):
 
     args = build_parser().parse_args(["pipeline"])
     o = options_from_args(args)
-    assert o.mode == "cpu" and o.workdir == Path("qwenlong_demo") and o.standin_judge and o.phase1_steps == 3
+    assert o.mode == "cpu" and o.workdir == Path.cwd() / "qwenlong_demo" and o.standin_judge and o.phase1_steps == 3
     args = build_parser().parse_args(["pipeline", "--gpu", "--model", "m", "--phase1-override", "a=1",
                                       "--judge-url", "http://j/v1", "--phase-lengths", "20000,60000"])
     o = options_from_args(args)
@@ -275,3 +275,29 @@ def test_standin_judge_speaks_the_reward_judge_protocol():
         assert parse_verdict(r.json()["choices"][0]["message"]["content"]) is True
         assert httpx.post(judge.base_url + "/chat/completions", content=b"{").status_code == 400
         assert (judge.requests, judge.yes) == (1, 1)
+
+
+def test_eval_stage_against_a_served_model(tmp_path, tiny_model_dir):
+    """The GPU eval path: `qwenlong-verl eval` against an OpenAI-compatible server (a scripted one here)."""
+    from fake_openai_server import FakeOpenAIServer
+
+    from qwenlong_verl.data.synth import generate_docqa, write_rows
+    from qwenlong_verl.pipeline.stages import run_eval
+
+    rows = generate_docqa(6, min_tokens=120, max_tokens=200, seed=4, kinds=("copy",))
+    data = tmp_path / "eval.parquet"
+    write_rows(rows, str(data))
+    golds = [r["reward_model"]["ground_truth"] for r in rows]
+    answer = golds[0]
+    with FakeOpenAIServer(responder=lambda messages: f"<think>x</think> Therefore, the answer is {answer}.") as srv:
+        o = PipelineOptions(mode="gpu", workdir=tmp_path / "w", eval_backend="endpoint", eval_endpoint=srv.base_url,
+                            eval_served_model="served", eval_max_new_tokens=32)
+        ctx = StageContext(options=o, records={"data": StageRecord("data", "ran", {"model": "/m", "eval": [str(data)]}),
+                                               "phase2": StageRecord("phase2", "ran",
+                                                                     {"hf_model": str(tiny_model_dir)})})
+        ctx.current = "eval"
+        ctx.stage_dir().mkdir(parents=True)
+        out = run_eval(ctx)
+    m = out["models"]["phase2"]
+    assert m["model"] == "served" and m["rows"] == 6
+    assert m["score"] == pytest.approx(100.0 * golds.count(answer) / len(golds), abs=0.01)

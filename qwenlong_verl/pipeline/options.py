@@ -76,7 +76,8 @@ class PipelineOptions:
     demo: DemoSizes = field(default_factory=DemoSizes)
 
     def __post_init__(self) -> None:
-        self.workdir = Path(self.workdir)
+        # absolute: every stage runs its subprocess inside its own folder
+        self.workdir = Path(self.workdir).expanduser().resolve()
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if len(self.phase_lengths) != 2 or not 0 < self.phase_lengths[0] < self.phase_lengths[1]:

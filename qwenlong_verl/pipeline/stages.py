@@ -392,7 +392,7 @@ def run_eval(ctx: StageContext) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for label, model in eval_models(ctx):
         if o.eval_backend == "endpoint":
-            results[label] = _eval_endpoint(ctx, label, files)
+            results[label] = _eval_endpoint(ctx, label, model, files)
             continue
         responses = out / f"{label}_responses.jsonl"
         ctx.run_command([sys.executable, "-m", "qwenlong_verl.pipeline.generate", "--model", model,
@@ -412,22 +412,28 @@ def run_eval(ctx: StageContext) -> dict[str, Any]:
     return {"models": results, "data": files}
 
 
-def _eval_endpoint(ctx: StageContext, label: str, files: list[str]) -> dict[str, Any]:
-    """``qwenlong-verl eval`` against a server that serves this model (vLLM); scored by the same hybrid scorer."""
+def _eval_endpoint(ctx: StageContext, label: str, model: str, files: list[str]) -> dict[str, Any]:
+    """``qwenlong-verl eval`` against a server that serves this model (vLLM); scored by the same hybrid scorer. The
+    model's HF folder supplies the tokenizer for the paper's middle truncation of long prompts."""
     o = ctx.options
     if not o.eval_endpoint:
         raise PipelineError("stage eval: --eval-backend endpoint needs --eval-endpoint (an OpenAI-compatible server "
                             "serving the trained model, e.g. `vllm serve <phase2 hf folder>`)")
     out = ctx.stage_dir() / f"{label}_eval"
     cmd = [sys.executable, "-m", "qwenlong_verl.cli", "eval", "--endpoint", o.eval_endpoint,
-           "--model", o.eval_served_model or label, *[a for f in files for a in ("--data", f)], "--out", str(out),
+           "--model", o.eval_served_model or label, "--tokenizer", model,
+           *[a for f in files for a in ("--data", f)], "--out", str(out),
            "--max-tokens", str(o.eval_max_new_tokens), "--temperature", str(o.eval_temperature), "--no-progress"]
     if ctx.judge_url:
         cmd += ["--judge-endpoint", ctx.judge_url]
         if o.judge_model:
             cmd += ["--judge-model", o.judge_model]
     ctx.run_command(cmd, env=_env(ctx, ctx.stage_dir() / METRICS_FILE))
-    return {"model": o.eval_served_model or label, "report": str(out / "report.json")}
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    avg = report.get("average") or {}
+    return {"model": o.eval_served_model or label, "report": str(out / "report.json"),
+            "rows": sum(int(b.get("rows", 0)) for b in report.get("benchmarks", {}).values()),
+            "score": avg.get("accuracy"), "rule_acc": avg.get("rule_accuracy")}
 
 
 # ---------------------------------------------------------------------------------------------------- stages
