@@ -100,17 +100,7 @@ class QwenLongGuard(Callback):
         # verl's "file" logger writes relative to the TaskRunner's cwd; pin it to where the user started the run.
         os.environ.setdefault("VERL_FILE_LOGGER_ROOT", os.getcwd())
         check_lengths(config)
-        for validate in _validators():
-            validate(config)
-
-
-def _validators():
-    """Config checks contributed by the subsystems (phase lengths, reward families, ...)."""
-    out = []
-    try:
+        # phase bounds, retrospective input file, schedule (the sampling subsystem owns these rules)
         from qwenlong_verl.sampling.options import validate_run_config
-    except ImportError:
-        pass
-    else:
-        out.append(validate_run_config)
-    return out
+
+        validate_run_config(config)
