@@ -31,12 +31,11 @@ def algo_run(e2e_lock, tmp_path, tiny_model_dir):
         # the toy task's rewards are almost all 0: DAPO's group filter would regenerate for minutes; not under test here
         "algorithm.filter_groups.enable=false",
         # the recipe picks both plugins by name; the rest switches every extra on
-        f"{loss}._target_=qwenlong_verl.algo.policy_loss.QwenLongPolicyLossConfig",
-        f"+{loss}.overlong_filter=true",
-        f"+{loss}.max_response_length=${{actor_rollout_ref.rollout.response_length}}",
-        f"+{loss}.aepo=true",
-        f"+{loss}.aepo_entropy_high=0.0",  # any positive entropy opens the gate
-        f"+{loss}.aepo_entropy_low=0.0",
+        # (the recipe already carries these keys, off by default: override them, never append)
+        f"{loss}.overlong_filter=true",
+        f"{loss}.aepo=true",
+        f"{loss}.aepo_entropy_high=0.0",  # any positive entropy opens the gate
+        f"{loss}.aepo_entropy_low=0.0",
         "++qwenlong.advantage.std_scope=task",
     ]
     return run_main_ppo(overrides, work)

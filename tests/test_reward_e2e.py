@@ -29,6 +29,8 @@ def test_main_ppo_logs_judge_metrics(demo_data, tmp_path, e2e_lock):
              f"++qwenlong.judge.base_url={judge.base_url}",
              "++qwenlong.judge.max_retries=0",
              "++qwenlong.judge.timeout_s=10",
+             # phase II alone: no phase-I difficulty file to carry hard examples from
+             "qwenlong.retrospective.enable=false",
              # the untrained tiny model never closes </think>: score the whole response so the judge is asked
              "++qwenlong.reward.answer_after_think=off"],
             tmp_path, recipe="qwenlong_phase2")
