@@ -68,7 +68,9 @@ def test_request_shape_and_verdicts(server, monkeypatch):
     yes, no = _run(_judge_all(client, [("Capital of France?", "Lutetia", "Paris"), ("Capital?", "Rome", "Paris")]))
     assert yes.ok and yes.equivalent and yes.score == 1.0 and yes.attempts == 1
     assert no.ok and not no.equivalent and no.score == 0.0
-    body = server.bodies()[0]
+    # both requests run at once: the server may log either first
+    [body] = [b for b in server.bodies() if "Lutetia" in b["messages"][-1]["content"]]
+    assert len(server.bodies()) == 2
     assert body["model"] == "Qwen/Qwen2.5-1.5B-Instruct" and body["temperature"] == 0.0
     assert body["messages"][0] == {"role": "system", "content": JUDGE_SYSTEM_PROMPT}
     user = body["messages"][1]["content"]

@@ -33,13 +33,14 @@ and in the worker it has no link to the top-level ``qwenlong:`` block. verl buil
 ``_target_``, so the options are fields of :class:`QwenLongPolicyLossConfig`, a subclass of verl's
 ``PolicyLossConfig``::
 
+    # our recipes carry these keys (all off); ++ adds or overrides, so the same lines work on a plain verl config
     actor_rollout_ref.actor.policy_loss._target_=qwenlong_verl.algo.policy_loss.QwenLongPolicyLossConfig
-    +actor_rollout_ref.actor.policy_loss.overlong_filter=true
-    +actor_rollout_ref.actor.policy_loss.max_response_length=${actor_rollout_ref.rollout.response_length}
-    +actor_rollout_ref.actor.policy_loss.dual_clip=false
-    +actor_rollout_ref.actor.policy_loss.aepo=true
-    +actor_rollout_ref.actor.policy_loss.aepo_entropy_high=0.6
-    +actor_rollout_ref.actor.policy_loss.aepo_entropy_low=0.4
+    ++actor_rollout_ref.actor.policy_loss.overlong_filter=true
+    ++actor_rollout_ref.actor.policy_loss.max_response_length=${actor_rollout_ref.rollout.response_length}
+    ++actor_rollout_ref.actor.policy_loss.dual_clip=false
+    ++actor_rollout_ref.actor.policy_loss.aepo=true
+    ++actor_rollout_ref.actor.policy_loss.aepo_entropy_high=0.6
+    ++actor_rollout_ref.actor.policy_loss.aepo_entropy_low=0.4
 
 With plain ``PolicyLossConfig`` every option has its default (all extras off): the numbers are verl ``vanilla``'s.
 The clip bounds are verl's ``actor_rollout_ref.actor.clip_ratio_low`` / ``clip_ratio_high`` (DAPO: 0.2 / 0.28).
@@ -66,9 +67,10 @@ LOSS_NAME = "qwenlong_dapo"
 _WHERE = "actor_rollout_ref.actor.policy_loss"
 
 
-@dataclass(frozen=True)
-class DapoOptions:
-    """The extras of ``qwenlong_dapo``; each is a key of ``actor_rollout_ref.actor.policy_loss``."""
+@dataclass
+class DapoFields:
+    """The extras of ``qwenlong_dapo``; each is a key of ``actor_rollout_ref.actor.policy_loss``. Declared once and
+    shared by :class:`DapoOptions` (what the loss reads) and :class:`QwenLongPolicyLossConfig` (what Hydra builds)."""
 
     overlong_filter: bool = False
     max_response_length: int | None = None
@@ -76,6 +78,11 @@ class DapoOptions:
     aepo: bool = False
     aepo_entropy_high: float | None = None
     aepo_entropy_low: float | None = None
+
+
+@dataclass
+class DapoOptions(DapoFields):
+    """Validated ``qwenlong_dapo`` options, read from any ``policy_loss`` node."""
 
     def __post_init__(self) -> None:
         for name in ("overlong_filter", "dual_clip", "aepo"):
@@ -87,7 +94,7 @@ class DapoOptions:
                 raise QwenLongConfigError(
                     f"{_WHERE}.overlong_filter=true needs {_WHERE}.max_response_length (a positive int, the rollout's "
                     f"response budget), got {n!r}; e.g. "
-                    f"+{_WHERE}.max_response_length=${{actor_rollout_ref.rollout.response_length}}"
+                    f"++{_WHERE}.max_response_length=${{actor_rollout_ref.rollout.response_length}}"
                 )
         if self.aepo:
             hi, lo = self.aepo_entropy_high, self.aepo_entropy_low
@@ -109,7 +116,7 @@ class DapoOptions:
             return cls()
         get = policy_loss.get if isinstance(policy_loss, Mapping) or hasattr(policy_loss, "get") else None
         values = {}
-        for f in fields(cls):
+        for f in fields(DapoFields):
             v = get(f.name, None) if get else getattr(policy_loss, f.name, None)
             if v is not None:
                 values[f.name] = v
@@ -117,15 +124,8 @@ class DapoOptions:
 
 
 @dataclass
-class QwenLongPolicyLossConfig(PolicyLossConfig):
-    """verl's ``PolicyLossConfig`` plus the ``qwenlong_dapo`` options (see :class:`DapoOptions`)."""
-
-    overlong_filter: bool = False
-    max_response_length: int | None = None
-    dual_clip: bool = True
-    aepo: bool = False
-    aepo_entropy_high: float | None = None
-    aepo_entropy_low: float | None = None
+class QwenLongPolicyLossConfig(PolicyLossConfig, DapoFields):
+    """verl's ``PolicyLossConfig`` plus the ``qwenlong_dapo`` options (see :class:`DapoFields`)."""
 
     def __post_init__(self) -> None:
         parent = getattr(super(), "__post_init__", None)
