@@ -2,6 +2,10 @@
 
 Each command module defines ``register(subparsers)``, which adds its parser and sets ``func`` (returning an exit
 code). New commands need no change here.
+
+Errors never reach the user as a traceback: :func:`main` prints one line naming the problem (``-v`` adds the
+traceback), and Ctrl-C prints what was kept and how to resume (a command may set ``interrupt_hint``, a function of
+its arguments, with ``set_defaults``) and exits 130.
 """
 
 from __future__ import annotations
@@ -40,7 +44,36 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``args.func``; turn Ctrl-C and unexpected errors into one line and an exit code."""
+    from qwenlong_verl.cli_args import CommandError
+    from qwenlong_verl.io_safety import OutputPathError
+
+    log = logging.getLogger("qwenlong_verl")
+    verbose = bool(getattr(args, "verbose", False))
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        hint = getattr(args, "interrupt_hint", None)
+        text = hint(args) if callable(hint) else "no output was written; rerun the command to start again"
+        print(f"\ninterrupted: {text}", file=sys.stderr)
+        return 130
+    except (CommandError, OutputPathError) as exc:
+        log.error("%s", exc, exc_info=verbose)
+        return getattr(exc, "exit_code", 2)
+    except Exception as exc:  # the last line of defence: never a bare traceback for a user
+        where = f" in qwenlong-verl {args.command}" if getattr(args, "command", None) else ""
+        log.error("%s%s: %s%s", type(exc).__name__, where, _one_line(exc),
+                  "" if verbose else " (run with -v for the traceback)", exc_info=verbose)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or repr(exc)
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 if __name__ == "__main__":

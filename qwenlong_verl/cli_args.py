@@ -1,0 +1,122 @@
+"""Argument types and user-facing errors shared by the ``qwenlong-verl`` commands.
+
+A bad option value is refused by argparse itself (exit 2, one line naming the option and the accepted range), before
+any work. :class:`CommandError` is what a command raises for a problem the user can fix; the top-level handler in
+:mod:`qwenlong_verl.cli` prints its message as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class CommandError(Exception):
+    """A problem the user can fix (bad input file, unusable path, unreachable server); printed as one line."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _number(text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+                                         ) from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A probability in (0, 1] (top-p)."""
+    value = _number(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def increasing_ints(text: str) -> list[int]:
+    """``20000,60000``: positive, strictly increasing integers (phase bounds)."""
+    parts = [x.strip() for x in text.split(",")]
+    if not text.strip() or any(not x for x in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated token counts such as 20000,60000, got {text!r}")
+    try:
+        values = [int(x) for x in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole token counts such as 20000,60000, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"token counts must be >= 1, got {text!r}")
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        raise argparse.ArgumentTypeError(f"phase bounds must increase, got {text!r}")
+    return values
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A JSON object on the command line (``'{"enable_thinking": false}'``)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"key\": 1}}', got {text!r}")
+    return value
+
+
+def looks_like_path(name: str) -> bool:
+    """A local path rather than a hub id (``org/name``): absolute, relative with ./ or ../, ~, or several parts."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
+def load_tokenizer(name: str, option: str = "--tokenizer") -> Any:
+    """``AutoTokenizer.from_pretrained(name)``, or :class:`CommandError` in one line naming the option and path."""
+    path = Path(name).expanduser()
+    if looks_like_path(name) and not path.exists():
+        raise CommandError(f"{option} {name!r}: no such folder (give the model or tokenizer folder, or a hub name)")
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"{option} {name!r} is a file; give the folder that holds tokenizer_config.json")
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path) if path.exists() else name)
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError... with multi-line messages
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        logger.debug("tokenizer load failed", exc_info=True)
+        raise CommandError(f"{option} {name!r}: cannot load a tokenizer ({first[:300]})") from exc
