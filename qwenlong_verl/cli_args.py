@@ -120,3 +120,29 @@ def load_tokenizer(name: str, option: str = "--tokenizer") -> Any:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         logger.debug("tokenizer load failed", exc_info=True)
         raise CommandError(f"{option} {name!r}: cannot load a tokenizer ({first[:300]})") from exc
+
+
+def http_url(text: str) -> str:
+    """An http(s) URL with a host (``http://127.0.0.1:8000/v1``); a typo such as ``not-a-url`` is refused."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port  # raises ValueError for a non-numeric port
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a valid URL ({exc}): {text!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL with a host, e.g. "
+                                         f"http://127.0.0.1:8000/v1, got {text!r}")
+    return text.strip()
+
+
+def openai_base_url(url: str) -> str:
+    """The OpenAI base URL of a server given as ``http://host:port``, ``.../v1`` or ``.../v1/chat/completions``:
+    ``/v1`` is added when the URL has no path (the convention of ``qwenlong-verl eval``)."""
+    from urllib.parse import urlsplit
+
+    base = url.rstrip("/")
+    if base.endswith("/chat/completions"):
+        return base
+    return base + "/v1" if urlsplit(base).path in ("", "/") else base

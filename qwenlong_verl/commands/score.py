@@ -9,6 +9,8 @@ import logging
 import sys
 from typing import Any
 
+from qwenlong_verl.cli_args import http_url, nonneg_int, openai_base_url, positive_float, positive_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -22,11 +24,16 @@ def register(subparsers) -> None:
     p.add_argument("--output", "-o", help="write per-row scores as JSONL (the input row plus the score fields)")
     p.add_argument("--json", dest="json_out", metavar="PATH",
                    help="write the summary (per data_source, overall, judge stats) as JSON; '-' for stdout")
-    p.add_argument("--judge-url", help="OpenAI base URL of the judge, e.g. http://127.0.0.1:8000/v1 (no judge if unset)")
+    p.add_argument("--judge-url", type=http_url,
+                   help="OpenAI base URL of the judge, e.g. http://127.0.0.1:8000/v1 (no judge if unset; /v1 is "
+                        "added to a URL without a path, as `eval` does)")
     p.add_argument("--judge-model", default="Qwen/Qwen2.5-1.5B-Instruct")
-    p.add_argument("--judge-concurrency", type=int, default=64)
-    p.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per attempt")
-    p.add_argument("--judge-retries", type=int, default=3)
+    p.add_argument("--judge-concurrency", type=positive_int, default=64)
+    p.add_argument("--judge-timeout", type=positive_float, default=60.0, help="seconds per attempt (> 0)")
+    p.add_argument("--judge-retries", type=nonneg_int, default=3)
+    p.add_argument("--allow-judge-failures", action="store_true",
+                   help="exit 0 although some judge calls finally failed (those rows keep their rule score); "
+                        "without it such a run exits 1")
     p.add_argument("--judge-api-key-env", default="QWENLONG_JUDGE_API_KEY",
                    help="env var holding the judge's API key (none sent if unset)")
     p.add_argument("--answer-after-think", choices=["require", "optional", "off"], default="optional",
@@ -38,7 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--family", action="append", default=[], metavar="DATA_SOURCE=FAMILY",
                    help="map a data_source to qa|math|choice (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupt_hint=lambda a: "nothing was written (outputs are written when scoring "
+                   "finishes); rerun the same command")
 
 
 def _families(items: list[str]) -> dict[str, str]:
@@ -52,16 +60,20 @@ def _families(items: list[str]) -> dict[str, str]:
 
 
 async def _score(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[Any], dict[str, Any] | None]:
+    from qwenlong_verl.io_safety import scrub
     from qwenlong_verl.reward.judge import JudgeClient, JudgeOptions
     from qwenlong_verl.reward.offline import load_rows
     from qwenlong_verl.reward.scoring import HybridScorer, ScoreOptions
 
-    rows = load_rows(args.input)
+    rows, bad = scrub(load_rows(args.input))
+    if bad:
+        logger.warning("%s: %d unencodable character(s) (lone surrogates, e.g. half an emoji) replaced by U+FFFD",
+                       args.input, bad)
     options = ScoreOptions(answer_after_think=args.answer_after_think, qa_metric=args.qa_metric,
                            default_family=args.default_family, families=_families(args.family))
     judge = None
     if args.judge_url:
-        judge = JudgeClient(JudgeOptions(base_url=args.judge_url, model=args.judge_model,
+        judge = JudgeClient(JudgeOptions(base_url=openai_base_url(args.judge_url), model=args.judge_model,
                                          max_concurrency=args.judge_concurrency, timeout_s=args.judge_timeout,
                                          max_retries=args.judge_retries, api_key_env=args.judge_api_key_env))
     try:
@@ -72,18 +84,47 @@ async def _score(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[A
     return rows, scores, (judge.stats.as_dict() if judge is not None else None)
 
 
+def _row_id(row: dict[str, Any], position: int) -> str:
+    info = row.get("extra_info")
+    for value in (row.get("id"), info.get("index") if isinstance(info, dict) else None):
+        if value is not None:
+            return str(value)
+    return f"row {position}"
+
+
+def judge_failure_summary(rows: list[dict[str, Any]], scores: list[Any], *, show: int = 5) -> str | None:
+    """One line on the rows whose judge call finally failed (None when there are none)."""
+    failed = [(i, s) for i, s in enumerate(scores) if s.judge_failed]
+    if not failed:
+        return None
+    ids = ", ".join(_row_id(rows[i], i) for i, _ in failed[:show]) + (", ..." if len(failed) > show else "")
+    error = next((s.judge_error for _, s in failed if s.judge_error), None)
+    return (f"the judge call failed for {len(failed)} of {len(scores)} row(s) ({ids}; last error: "
+            f"{str(error)[:200]}); they kept their rule score. Check the judge server and rerun the same command, "
+            "or pass --allow-judge-failures to accept rule-only scores for them")
+
+
 def run(args: argparse.Namespace) -> int:
+    from qwenlong_verl.io_safety import check_distinct, check_output, write_jsonl, write_text
     from qwenlong_verl.reward.offline import format_table, summarise
 
+    # every output is checked before any judge request: a bad path must not cost the scoring
+    if args.output:
+        check_output(args.output, option="--output", inputs=[args.input])
+    if args.json_out and args.json_out != "-":
+        check_output(args.json_out, option="--json", inputs=[args.input])
+    check_distinct(**{"--output": args.output, "--json": args.json_out})
     try:
         rows, scores, judge_stats = asyncio.run(_score(args))
     except (ValueError, FileNotFoundError) as exc:
         logger.error("%s", exc)
         return 1
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            for row, s in zip(rows, scores, strict=True):
-                fh.write(json.dumps({**row, **s.as_dict()}, ensure_ascii=False, default=str) + "\n")
+        _, bad = write_jsonl(args.output, ({**row, **s.as_dict()} for row, s in zip(rows, scores, strict=True)),
+                             default=str)
+        if bad:
+            logger.warning("%d unencodable character(s) (lone surrogates) replaced by U+FFFD in %s", bad,
+                           args.output)
         logger.info("wrote %d scored rows to %s", len(rows), args.output)
     summary = summarise(scores)
     table = format_table(summary)
@@ -94,12 +135,19 @@ def run(args: argparse.Namespace) -> int:
                        judge_stats["failures"], judge_stats["requests"])
     if args.json_out:
         payload = {"input": args.input, "summary": summary, "judge": judge_stats,
+                   "judge_failed_rows": sum(bool(s.judge_failed) for s in scores),
                    "options": {"answer_after_think": args.answer_after_think, "qa_metric": args.qa_metric,
                                "judge_model": args.judge_model if args.judge_url else None}}
         text = json.dumps(payload, indent=2)
         if args.json_out == "-":
             print(text)
         else:
-            with open(args.json_out, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
+            write_text(args.json_out, text + "\n")
+    failures = judge_failure_summary(rows, scores)
+    if failures:
+        if args.allow_judge_failures:
+            logger.warning("%s (accepted: --allow-judge-failures)", failures.split("; they kept")[0])
+            return 0
+        logger.error("%s", failures)
+        return 1
     return 0
