@@ -299,10 +299,15 @@ def write_rows(rows: list[dict[str, Any]], path: str) -> None:
     """Write rows as parquet (``.parquet``) or JSON lines (``.jsonl``/``.json``)."""
     import pandas as pd
 
-    df = pd.DataFrame(rows)
-    if str(path).endswith(".parquet"):
-        df.to_parquet(path, index=False)
-    elif str(path).endswith((".jsonl", ".json")):
-        df.to_json(path, orient="records", lines=True, force_ascii=False)
-    else:
+    from qwenlong_verl.io_safety import atomic_path
+
+    if not str(path).endswith((".parquet", ".jsonl", ".json")):
         raise ValueError(f"output {path!r}: use a .parquet or .jsonl file name")
+    if not rows:
+        raise ValueError(f"output {path!r}: no rows to write")
+    df = pd.DataFrame(rows)
+    with atomic_path(path) as tmp:  # a complete file or none: never half of one
+        if str(path).endswith(".parquet"):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_json(tmp, orient="records", lines=True, force_ascii=False)
