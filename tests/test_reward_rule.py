@@ -80,10 +80,11 @@ def test_qa_score_takes_best_gold_and_metric():
         ("3.2", "-3.2", False),  # the sign matters
         ("100.1", "100", True),  # within 0.15%
         ("100.2", "100", False),  # outside 0.15%
-        ("0.0004", "0", True),  # equal at 3 decimals
+        ("0.0004", "0", False),  # relative, not 3-decimal rounding (which made them equal)
         ("2.5e3", "2500", True),
         ("about 42 units", "42", True),
-        ("COVID-19 cases: 7", "19", True),  # a hyphen after a word is not a minus
+        ("COVID-19", "19", True),  # a hyphen after a word is not a minus
+        ("COVID-19 cases: 7", "7", True),  # the number stated after ":" is the answer, not the first one
         ("no number here", "42", False),
         ("", "42", False),
     ],

@@ -35,7 +35,7 @@ class ScoreOptions:
     judge_families: list[str] = field(default_factory=lambda: [rule.QA, rule.MATH])  # MCQ is regex-only
     qa_metric: str = "sub_em"  # sub_em | em | em_or_sub_em | f1: the QA rule score
     rel_tol: float = 1.5e-3  # numeric relative tolerance (DocMath: 0.15%)
-    round_digits: int = 3
+    min_sig_digits: int = 3  # a rounded number must show this many significant digits (rule.numbers_match)
     max_question_chars: int = 4000  # question sent to the judge when it must be cut out of the prompt
 
     def __post_init__(self) -> None:
@@ -104,7 +104,7 @@ class HybridScorer:
         except ValueError as exc:
             raise RowError(f"data_source {data_source!r}: {exc}") from exc
         answer = rule.extract_answer(response, opts.answer_after_think, opts.think_end)
-        result = rule.rule_score(family, answer, golds, opts.qa_metric, opts.rel_tol, opts.round_digits)
+        result = rule.rule_score(family, answer, golds, opts.qa_metric, opts.rel_tol, opts.min_sig_digits)
         return SampleScore(score=result.score, acc=float(result.score >= 1.0), rule_score=result.score,
                            extracted_answer=answer, family=family, data_source=str(data_source),
                            metrics=result.metrics)
