@@ -53,20 +53,6 @@ def plugin_problems(config: DictConfig | None = None) -> list[str]:
     ]
 
 
-def check_lengths(config: DictConfig) -> None:
-    """Prompt + response must fit the rollout's context window when one is set."""
-    data = config.get("data", {})
-    rollout = config.get("actor_rollout_ref", {}).get("rollout", {})
-    prompt, response = data.get("max_prompt_length"), data.get("max_response_length")
-    max_model_len = rollout.get("max_model_len")
-    if max_model_len is not None and prompt is not None and response is not None and prompt + response > max_model_len:
-        raise QwenLongConfigError(
-            f"data.max_prompt_length ({prompt}) + data.max_response_length ({response}) = {prompt + response} exceeds "
-            f"actor_rollout_ref.rollout.max_model_len ({max_model_len}); raise max_model_len (with YaRN past 32K: "
-            "+qwenlong_rope=yarn) or lower the lengths"
-        )
-
-
 def _stop(message: str) -> None:
     """Hydra turns a callback's exceptions into warnings and goes on; SystemExit is the one way to stop the run."""
     logger.error(message)
@@ -99,8 +85,18 @@ class QwenLongGuard(Callback):
             use_cpu_platform()
         # verl's "file" logger writes relative to the TaskRunner's cwd; pin it to where the user started the run.
         os.environ.setdefault("VERL_FILE_LOGGER_ROOT", os.getcwd())
-        check_lengths(config)
-        # phase bounds, retrospective input file, schedule (the sampling subsystem owns these rules)
-        from qwenlong_verl.sampling.options import validate_run_config
+        # The GPU layout checks verl makes only on its workers (heads vs SP, token budgets, max_model_len vs the
+        # model's positions and YaRN, TP), our sampling rules, files, cluster paths, loggers: milliseconds here
+        # instead of a crash minutes into the job. `qwenlong-verl preflight` runs these and verl's own validation.
+        from qwenlong_verl.preflight.all_checks import driver_findings
 
-        validate_run_config(config)
+        findings = driver_findings(config)
+        for f in findings:
+            if f.level == "warning":
+                logger.warning("qwenlong-verl preflight: %s", f.line())
+        bad = [f for f in findings if f.level == "error"]
+        if bad:
+            raise QwenLongRunError(
+                "qwenlong-verl: this run would fail on the GPU workers or the TaskRunner:\n  - "
+                + "\n  - ".join(f.line() for f in bad)
+                + "\n(`qwenlong-verl preflight <the same overrides>` runs every check, verl's own included)")

@@ -1,0 +1,134 @@
+"""Which checks run where: :func:`driver_findings` in the Hydra guard (milliseconds, before Ray starts) and
+:func:`run_preflight` for ``qwenlong-verl preflight`` (the guard's checks + verl's own validation + the judge probe)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from qwenlong_verl.preflight import checks
+from qwenlong_verl.preflight.findings import Finding, errors
+from qwenlong_verl.preflight.model_facts import ModelConfigError, ModelFacts
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GPU_MEMORY_GIB = 80.0  # A100/H100 80G, the paper's GPUs
+
+
+def plain(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain Python with interpolations resolved (a ``???`` value stays the string ``???``)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
+
+
+def model_facts(cfg: dict[str, Any]) -> tuple[ModelFacts | None, list[Finding]]:
+    path = checks.sel(cfg, "actor_rollout_ref.model.path")
+    if not path or path == "???":
+        return None, [Finding("error", "model", "actor_rollout_ref.model.path", "is not set",
+                              "actor_rollout_ref.model.path=/path/to/model_folder")]
+    if not Path(str(path)).is_dir():
+        return None, [Finding("warning", "model", "actor_rollout_ref.model.path",
+                              f"{path!r} is not a local folder: the checks that need the model's config.json "
+                              "(heads vs SP, positions vs max_model_len, memory) were skipped",
+                              "download it (`huggingface-cli download NAME --local-dir DIR`) and pass the folder")]
+    try:
+        return ModelFacts.from_folder(str(path)), []
+    except ModelConfigError as exc:
+        return None, [Finding("error", "model", "actor_rollout_ref.model.path", str(exc))]
+
+
+def local_gpu_memory_gib() -> float | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_properties(0).total_memory / checks.GIB
+    except Exception:  # noqa: BLE001
+        pass
+    return None
+
+
+def qwenlong_rule_findings(config: DictConfig) -> list[Finding]:
+    """The sampling subsystem's own driver-side rules (phase bounds, retrospective input file)."""
+    from qwenlong_verl.config import QwenLongConfigError
+    from qwenlong_verl.sampling.options import validate_run_config
+
+    try:
+        validate_run_config(config)
+    except QwenLongConfigError as exc:
+        return [Finding("error", "qwenlong", "qwenlong", str(exc))]
+    return []
+
+
+def driver_findings(config: DictConfig, *, gpu_memory_gib: float | None = None,
+                    strict_env: bool = False) -> list[Finding]:
+    """The cheap checks (no verl, no network): what the Hydra guard runs before Ray starts."""
+    cfg = plain(config)
+    found = qwenlong_rule_findings(config) + checks.config_checks(cfg)
+    facts, problems = model_facts(cfg) if checks.sel(cfg, "actor_rollout_ref.model.path") not in (None, "???") \
+        else (None, [])
+    found += problems
+    if facts is not None:
+        memory = gpu_memory_gib or local_gpu_memory_gib()
+        found += checks.model_checks(cfg, facts, memory) if memory else [
+            f for f in checks.model_checks(cfg, facts, 1.0) if f.check != "vllm_memory"]
+    found += checks.check_gpu_environment(cfg, strict=strict_env)
+    return found
+
+
+@dataclass
+class PreflightReport:
+    findings: list[Finding]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not errors(self.findings)
+
+
+def run_preflight(overrides: list[str], *, gpu_memory_gib: float | None = None, network: bool = True,
+                  strict_env: bool = False) -> PreflightReport:
+    """Everything ``qwenlong-verl preflight`` checks, for the overrides one would give ``main_ppo``.
+
+    Args:
+        overrides: Hydra overrides, e.g. ``["+recipe=qwenlong_phase2", "actor_rollout_ref.model.path=/m"]``.
+        gpu_memory_gib: memory of one GPU for the vLLM estimate (default: this machine's GPU, else 80).
+        network: probe the judge URL.
+        strict_env: missing flash-attn/vLLM is an error even on a machine without GPUs.
+    """
+    from qwenlong_verl.preflight.verl_validation import compose_main_ppo, verl_findings
+
+    try:
+        config = compose_main_ppo(overrides)
+    except Exception as exc:  # noqa: BLE001 - Hydra's override/composition errors
+        return PreflightReport([Finding("error", "compose", "overrides", f"{type(exc).__name__}: {exc}",
+                                        "check the override against `python -m verl.trainer.main_ppo ... --cfg job`")])
+    memory = gpu_memory_gib or local_gpu_memory_gib() or DEFAULT_GPU_MEMORY_GIB
+    found = driver_findings(config, gpu_memory_gib=memory, strict_env=strict_env)
+    cfg = plain(config)
+    facts, _ = model_facts(cfg)
+    verl_found, model = verl_findings(config, build_model=facts is not None)
+    found += verl_found
+    if network:
+        found += checks.probe_judge(cfg)
+    nnodes, gpus = checks.layout(cfg)
+    summary: dict[str, Any] = {
+        "recipe": checks.sel(cfg, "qwenlong.recipe"), "nodes_x_gpus": f"{nnodes}x{gpus}",
+        "prompt_plus_response": checks.max_sequence(cfg),
+        "sp": checks.sel(cfg, "actor_rollout_ref.actor.ulysses_sequence_parallel_size"),
+        "tp": checks.sel(cfg, "actor_rollout_ref.rollout.tensor_model_parallel_size"),
+        "ppo_max_token_len_per_gpu": checks.sel(cfg, "actor_rollout_ref.actor.ppo_max_token_len_per_gpu"),
+        "max_model_len": checks.sel(cfg, "actor_rollout_ref.rollout.max_model_len"), "gpu_memory_gib": memory,
+    }
+    if facts is not None:
+        summary["model"] = {"path": facts.path, "heads": facts.num_heads, "kv_heads": facts.num_kv_heads,
+                            "layers": facts.num_layers, "params_b": round(facts.num_parameters() / 1e9, 2),
+                            "max_position_embeddings": facts.max_position_embeddings, "rope": facts.rope_type}
+    if model is not None:
+        summary["verl_model_config"] = {
+            "rope_parameters": getattr(model.hf_config, "rope_parameters", None),
+            "max_position_embeddings": getattr(model.hf_config, "max_position_embeddings", None)}
+    return PreflightReport(found, summary)

@@ -1,0 +1,106 @@
+"""Compose a run's config exactly as ``main_ppo`` does and put it through verl 0.9.1's own start-up code, without
+Ray and without GPUs: ``validate_config`` (batch sizes, micro-batches, SP vs GPUs), the actor/ref/rollout/critic
+config dataclasses (their ``__post_init__`` checks) and ``HFModelConfig`` on the model folder (where
+``override_config`` is applied and the tokenizer is loaded). Each failure becomes a :class:`Finding` naming the step.
+
+This is the only preflight module that imports verl.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import warnings
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from qwenlong_verl.preflight.findings import Finding
+
+
+def compose_main_ppo(overrides: list[str]) -> DictConfig:
+    """The config ``python -m verl.trainer.main_ppo <overrides>`` would run with (verl's ``ppo_trainer`` plus this
+    package's recipes through the Hydra search-path plugin). Raises Hydra's errors for bad overrides."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module="verl.trainer.config", version_base=None):
+            return compose(config_name="ppo_trainer", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _step(findings: list[Finding], name: str, key: str, fn) -> Any:
+    quiet = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(quiet), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn()
+    except Exception as exc:  # noqa: BLE001 - any verl failure is a finding
+        cause = exc.__cause__ or exc
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        findings.append(Finding("error", f"verl.{name}", key, f"verl 0.9.1 rejects the config: "
+                                f"{type(cause).__name__}: {text}", "see the key named in verl's message"))
+        return None
+
+
+def verl_findings(cfg: DictConfig, *, build_model: bool = True) -> tuple[list[Finding], Any]:
+    """Run verl's start-up validation on ``cfg``.
+
+    Args:
+        cfg: the composed config (:func:`compose_main_ppo`).
+        build_model: also build ``HFModelConfig`` (needs ``actor_rollout_ref.model.path`` to be a local folder with
+            ``config.json`` and a tokenizer).
+
+    Returns:
+        (findings, the ``HFModelConfig`` or None).
+    """
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import omega_conf_to_dataclass, validate_config
+
+    findings: list[Finding] = []
+    cfg = copy.deepcopy(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        use_ref, use_critic = bool(need_reference_policy(cfg)), bool(need_critic(cfg))
+    _step(findings, "validate_config", "(verl) validate_config",
+          lambda: validate_config(cfg, use_reference_policy=use_ref, use_critic=use_critic))
+    _step(findings, "ActorConfig", "actor_rollout_ref.actor",
+          lambda: omega_conf_to_dataclass(cfg.actor_rollout_ref.actor))
+    if use_ref:
+        def ref_config():
+            # what verl's ActorRolloutRefWorker.init_model does to the ref section before building it
+            ref = copy.deepcopy(cfg.actor_rollout_ref.ref)
+            with open_dict(ref):
+                ref.ppo_mini_batch_size = cfg.actor_rollout_ref.actor.ppo_mini_batch_size
+                ref.ppo_micro_batch_size = ref.pop("log_prob_micro_batch_size", None)
+                ref.ppo_micro_batch_size_per_gpu = ref.pop("log_prob_micro_batch_size_per_gpu", None)
+                ref.use_dynamic_bsz = ref.pop("log_prob_use_dynamic_bsz", False)
+                ref.ppo_max_token_len_per_gpu = ref.pop("log_prob_max_token_len_per_gpu", None)
+            return omega_conf_to_dataclass(ref)
+
+        _step(findings, "RefConfig", "actor_rollout_ref.ref", ref_config)
+    _step(findings, "RolloutConfig", "actor_rollout_ref.rollout",
+          lambda: omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout))
+    if use_critic:
+        _step(findings, "CriticConfig", "critic", lambda: omega_conf_to_dataclass(cfg.critic))
+    model = None
+    if build_model:
+        model = _step(findings, "HFModelConfig", "actor_rollout_ref.model",
+                      lambda: omega_conf_to_dataclass(cfg.actor_rollout_ref.model))
+        if model is not None:
+            from verl.workers.rollout.utils import get_max_position_embeddings
+
+            positions = _step(findings, "get_max_position_embeddings", "actor_rollout_ref.model.path",
+                              lambda: get_max_position_embeddings(model.hf_config))
+            max_len = OmegaConf.select(cfg, "actor_rollout_ref.rollout.max_model_len", default=None)
+            if positions is not None and max_len is not None and int(max_len) > positions:
+                # the rollout server's own rule (vLLMHttpServer._validate_configs), on verl's own model config
+                findings.append(Finding(
+                    "error", "verl.rollout_server", "actor_rollout_ref.rollout.max_model_len",
+                    f"verl's rollout server refuses max_model_len {max_len} > max_position_embeddings {positions} "
+                    "of the model config verl builds", "YaRN in the model folder: `qwenlong-verl yarn-model`"))
+    return findings, model
