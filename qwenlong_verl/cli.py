@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    from qwenlong_verl.io_safety import install_log_redaction
+
+    install_log_redaction()  # no URL password in any log line; no log line that fails to encode
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -228,3 +228,45 @@ def redact_url(url: Any) -> Any:
         netloc = "***@" + (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
     query = re.sub(r"(?i)((?:api[_-]?key|key|token|secret|password|auth)=)[^&]*", r"\1***", parts.query)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
+_URL_SECRET_QUERY = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|secret|password|auth)=)[^&\s'\"]*")
+
+
+def redact_url_text(text: str) -> str:
+    """Every URL's user info and key-like query values in free text (log lines, error messages) replaced by ***."""
+    if "://" not in text:
+        return text
+    return _URL_SECRET_QUERY.sub(r"\1***", _URL_USERINFO.sub(r"\g<scheme>***@", text))
+
+
+def _clean_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a malformed log call: leave it to logging's own error report
+        return
+    clean = scrub_text(redact_url_text(message))[0]
+    if clean != message:
+        record.msg, record.args = clean, None
+
+
+_installed = False
+
+
+def install_log_redaction() -> None:
+    """Mask credentials in URLs and replace lone surrogates in every log record of this process (any logger, any
+    handler, including the ones tqdm swaps in while a progress bar runs), so a log never holds a password and never
+    fails to encode. Idempotent."""
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _clean_record(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed = True

@@ -8,7 +8,10 @@ Example (vLLM serving the checkpoint on port 8000, a judge on port 8001)::
         --judge-endpoint http://localhost:8001 --judge-model Qwen2.5-1.5B-Instruct
 
 Rerunning the same command resumes: finished (row, sample) pairs are read from ``OUT/generations.jsonl``.
-Exit status: 0 when every sample is done, 1 when some failed (rerun to retry them), 2 for bad input or options.
+Exit status: 0 when every sample is done, 1 when some failed (a generation request, or a judge call: rerun to retry
+them; --allow-judge-failures accepts rule-only scores for the latter), 2 for bad input or options, 130 on Ctrl-C
+(what finished is kept; rerun to resume). No API key is sent unless --api-key-env / --judge-api-key-env names the
+environment variable that holds it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,16 @@ import logging
 import os
 from pathlib import Path
 from typing import Any
+
+from qwenlong_verl.cli_args import (
+    CommandError,
+    http_url,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
 
 logger = logging.getLogger("qwenlong_verl.eval")
 
@@ -39,35 +52,38 @@ def register(subparsers: Any) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     g = p.add_argument_group("model server")
-    g.add_argument("--endpoint", required=True, help="OpenAI-compatible server: http://host:port[/v1]")
+    g.add_argument("--endpoint", required=True, type=http_url, help="OpenAI-compatible server: http://host:port[/v1]")
     g.add_argument("--model", required=True, help="model name the server knows (vLLM: the served model path/name)")
-    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env var with the server's API key (optional)")
-    g.add_argument("--concurrency", type=int, default=32, help="generation requests in flight at most (32)")
-    g.add_argument("--timeout", type=float, default=1800.0, help="seconds per request (1800)")
-    g.add_argument("--max-retries", type=int, default=4, help="retries of a failed request (4)")
-    g.add_argument("--retry-backoff", type=float, default=1.0,
+    g.add_argument("--api-key-env", default=None, metavar="NAME",
+                   help="send the value of env var NAME as the server's API key (default: no key is sent)")
+    g.add_argument("--concurrency", type=positive_int, default=32, help="generation requests in flight at most (32)")
+    g.add_argument("--timeout", type=positive_float, default=1800.0, help="seconds per request, > 0 (1800)")
+    g.add_argument("--max-retries", type=nonneg_int, default=4, help="retries of a failed request (4)")
+    g.add_argument("--retry-backoff", type=nonneg_float, default=1.0,
                    help="seconds before the first retry; doubles with each retry (1.0)")
     g = p.add_argument_group("data and output")
     g.add_argument("--data", action="append", required=True, metavar="FILE",
                    help="JSONL or parquet file in the eval layout or the verl RL layout; repeat for several")
     g.add_argument("--out", required=True, help="output directory (resumed when it exists)")
-    g.add_argument("--limit", type=int, default=None, help="use only the first N rows of each file (smoke tests)")
+    g.add_argument("--limit", type=positive_int, default=None,
+                   help="use only the first N >= 1 rows of each file (smoke tests)")
     g = p.add_argument_group("sampling (defaults: the paper's)")
     g.add_argument("--tokenizer", default=None,
                    help="tokenizer for middle truncation and token counts (default: --model when it is a local dir)")
-    g.add_argument("--max-input-tokens", type=int, default=120_000,
+    g.add_argument("--max-input-tokens", type=nonneg_int, default=120_000,
                    help="middle-truncate prompts to this many tokens (120000; 0 disables)")
-    g.add_argument("--max-tokens", type=int, default=10_000, help="max output tokens (10000)")
-    g.add_argument("--temperature", type=float, default=0.7)
-    g.add_argument("--top-p", type=float, default=0.95)
-    g.add_argument("-n", "--n-samples", type=int, default=1, help="samples per row (pass@k for k <= n)")
+    g.add_argument("--max-tokens", type=positive_int, default=10_000, help="max output tokens (10000)")
+    g.add_argument("--temperature", type=nonneg_float, default=0.7)
+    g.add_argument("--top-p", type=unit_interval, default=0.95)
+    g.add_argument("-n", "--n-samples", type=positive_int, default=1, help="samples per row (pass@k for k <= n)")
     g.add_argument("--pass-k", type=_positive_ints, default=None, help="k values, e.g. 1,2,16 (default 1,2,4..n)")
     g.add_argument("--seed", type=int, default=None, help="per-request seed = SEED + sample index (vLLM)")
     g = p.add_argument_group("scoring")
-    g.add_argument("--judge-endpoint", default=None, help="OpenAI-compatible server of the LLM judge (off if unset)")
+    g.add_argument("--judge-endpoint", default=None, type=http_url, help="OpenAI-compatible server of the LLM judge (off if unset)")
     g.add_argument("--judge-model", default=None, help="judge model name (paper eval: DeepSeek-V3)")
-    g.add_argument("--judge-api-key-env", default=None, help="env var with the judge's API key")
-    g.add_argument("--judge-concurrency", type=int, default=16, help="judge requests in flight at most (16)")
+    g.add_argument("--judge-api-key-env", default=None, metavar="NAME",
+                   help="send the value of env var NAME as the judge's API key (default: none)")
+    g.add_argument("--judge-concurrency", type=positive_int, default=16, help="judge requests in flight at most (16)")
     g.add_argument("--family", action="append", default=[], metavar="DATA_SOURCE=FAMILY",
                    help="rule family (qa, math, choice) of a data_source the scorer does not know; repeatable")
     g.add_argument("--default-family", default=None, choices=("qa", "math", "choice"),
@@ -75,20 +91,26 @@ def register(subparsers: Any) -> None:
     g.add_argument("--qa-metric", default="em_or_sub_em", choices=("em_or_sub_em", "sub_em", "em", "f1"),
                    help="rule score of QA benchmarks (em_or_sub_em: the paper's eval)")
     g.add_argument("--rescore", action="store_true", help="score every stored response again before continuing")
+    g.add_argument("--allow-judge-failures", action="store_true",
+                   help="count a sample whose judge call finally failed as done, with its rule score (exit 0); "
+                        "without it such samples are failed: the run exits 1 and a rerun asks the judge again")
     g = p.add_argument_group("run control")
     g.add_argument("--force-resume", action="store_true", help="resume although the settings in run.json differ")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, interrupt_hint=lambda a: f"finished samples are saved in {a.out}/generations.jsonl; "
+                   "rerun the same command to resume (only the missing samples are asked)")
 
     c = subparsers.add_parser("eval-convert", help="convert a verl RL parquet/JSONL file to the eval JSONL layout")
     c.add_argument("src", help="verl RL file (data_source, prompt, reward_model.ground_truth, extra_info)")
     c.add_argument("dst", help="output .jsonl")
-    c.set_defaults(func=run_convert)
+    c.set_defaults(func=run_convert, interrupt_hint=lambda a: f"{a.dst} was not written; rerun the command")
 
 
 def run_convert(args: argparse.Namespace) -> int:
     from qwenlong_verl.evaluation.data import EvalDataError, convert_verl_file
+    from qwenlong_verl.io_safety import check_output
 
+    check_output(args.dst, option="dst", inputs=[args.src], suffixes=(".jsonl",))
     try:
         n = convert_verl_file(args.src, args.dst)
     except EvalDataError as exc:
@@ -108,9 +130,9 @@ def load_tokenizer(args: argparse.Namespace) -> tuple[Any | None, str | None]:
             raise ValueError("middle truncation needs a tokenizer: pass --tokenizer PATH (the served model's "
                              "tokenizer), or --max-input-tokens 0 to send prompts uncut")
         return None, None
-    from transformers import AutoTokenizer
+    from qwenlong_verl.cli_args import load_tokenizer as load
 
-    return AutoTokenizer.from_pretrained(name), name
+    return load(name, "--tokenizer" if args.tokenizer else "--model (as tokenizer)"), name
 
 
 def _judge_url(endpoint: str) -> str:
@@ -139,8 +161,7 @@ def build_scorer(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
         kwargs: dict[str, Any] = {"base_url": _judge_url(args.judge_endpoint), "model": args.judge_model,
                                   "max_concurrency": args.judge_concurrency}
-        if args.judge_api_key_env:
-            kwargs["api_key_env"] = args.judge_api_key_env
+        kwargs["api_key_env"] = args.judge_api_key_env  # None: no key is sent
         judge = JudgeClient(JudgeOptions(**kwargs))
     settings = {"judge_model": args.judge_model, "families": families, "default_family": args.default_family,
                 "qa_metric": args.qa_metric}
@@ -168,7 +189,7 @@ async def _evaluate(args: argparse.Namespace) -> int:
     )
     options = EvalOptions(out_dir=args.out, n_samples=args.n_samples, concurrency=args.concurrency,
                           pass_ks=args.pass_k, progress=not args.no_progress, force_resume=args.force_resume,
-                          rescore=args.rescore)
+                          rescore=args.rescore, allow_judge_failures=args.allow_judge_failures)
     scorer, judge, scorer_settings = build_scorer(args)
     try:
         async with ChatClient(chat_opts) as chat:
@@ -183,9 +204,25 @@ async def _evaluate(args: argparse.Namespace) -> int:
     return 0 if result.complete else 1
 
 
+def check_out_dir(out: str, data: list[str]) -> None:
+    """``--out`` is a folder this process can write, and none of the files eval writes there is an input."""
+    from qwenlong_verl.evaluation.report import REPORT_JSON, REPORT_MD, REPORT_PNG
+    from qwenlong_verl.evaluation.store import GENERATIONS, MANIFEST
+    from qwenlong_verl.io_safety import check_output
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"--out {out!r} is a file; eval writes a folder (generations, reports): give a folder "
+                           "path")
+    for name in (GENERATIONS, MANIFEST, REPORT_JSON, REPORT_MD, REPORT_PNG):
+        check_output(path / name, option="--out", inputs=data)
+
+
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.evaluation.data import EvalDataError
     from qwenlong_verl.evaluation.store import EvalStoreError
+
+    check_out_dir(args.out, args.data)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not getattr(args, "verbose", False):

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from qwenlong_verl.io_safety import redact_url, redact_url_text
+
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -34,7 +36,7 @@ class ChatRequestError(RuntimeError):
 class ChatOptions:
     endpoint: str  # http://host:port, .../v1 or .../v1/chat/completions
     model: str
-    api_key_env: str | None = "OPENAI_API_KEY"  # sent as a Bearer token when that variable is set
+    api_key_env: str | None = None  # name of the env var whose value is sent as a Bearer token (opt-in)
     temperature: float = 0.7  # PAPER §3.3
     top_p: float = 0.95
     max_tokens: int = 10000  # PAPER: 10K output
@@ -48,7 +50,7 @@ class ChatOptions:
 
     def __post_init__(self) -> None:
         if not self.endpoint.startswith(("http://", "https://")):
-            raise ValueError(f"endpoint must start with http:// or https://, got {self.endpoint!r}")
+            raise ValueError(f"endpoint must start with http:// or https://, got {redact_url(self.endpoint)!r}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.temperature < 0:
@@ -111,6 +113,8 @@ class ChatClient:
         self.options = options
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(options.api_key_env) if options.api_key_env else None
+        if options.api_key_env and not key:
+            logger.warning("the API key variable %s is not set; sending requests without a key", options.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         limits = httpx.Limits(max_connections=options.max_connections,
@@ -163,12 +167,12 @@ class ChatClient:
                 if resp.status_code in RETRY_STATUS:
                     logger.debug("chat request attempt %d failed: %s", attempt + 1, last)
                     continue
-                raise ChatRequestError(f"{o.url} refused the request: {last}", retryable=False)
+                raise ChatRequestError(f"{redact_url(o.url)} refused the request: {last}", retryable=False)
             try:
                 text, finish, p_tok, c_tok = parse_completion(resp.json())
             except ValueError as exc:  # a garbage body (JSONDecodeError is a ValueError too)
                 last = f"bad response body: {exc}"
                 continue
             return Completion(text, finish, p_tok, c_tok, attempt + 1)
-        raise ChatRequestError(f"{o.url}: gave up after {o.max_retries + 1} attempts; last error: {last}",
-                               retryable=True)
+        raise ChatRequestError(f"{redact_url(o.url)}: gave up after {o.max_retries + 1} attempts; last error: "
+                               f"{redact_url_text(last)}", retryable=True)

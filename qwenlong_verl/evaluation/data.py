@@ -255,8 +255,13 @@ def load_file(path: str | Path) -> list[EvalRow]:
     path = Path(path)
     if not path.is_file():
         raise EvalDataError(f"{path}: no such file")
+    from qwenlong_verl.io_safety import scrub
+
     rows: list[EvalRow] = []
+    replaced = 0
     for i, rec in _records(path):
+        rec, bad = scrub(rec)  # lone surrogates would make the request body unencodable
+        replaced += bad
         where = f"{path}:{i}"
         default_id = f"{path.stem}:{i}"
         if isinstance(rec, Mapping) and VERL_KEYS <= set(rec) and not isinstance(rec.get("prompt"), str):
@@ -265,6 +270,8 @@ def load_file(path: str | Path) -> list[EvalRow]:
             rows.append(row_from_record(rec, where, default_id))
     if not rows:
         raise EvalDataError(f"{path}: no rows")
+    if replaced:
+        logger.warning("%s: %d unencodable character(s) (lone surrogates) replaced by U+FFFD", path, replaced)
     return rows
 
 
@@ -284,10 +291,8 @@ def load_rows(paths: Sequence[str | Path], limit: int | None = None) -> list[Eva
 
 def convert_verl_file(src: str | Path, dst: str | Path) -> int:
     """Write the rows of a verl RL parquet/JSONL file in the documented eval layout (JSONL); returns the row count."""
+    from qwenlong_verl.io_safety import write_jsonl
+
     rows = load_file(src)
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with dst.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
-    return len(rows)
+    n, _ = write_jsonl(dst, (row.to_json() for row in rows))  # atomically: a complete file or the old one
+    return n

@@ -7,13 +7,14 @@ accuracies, as in PAPER Table 4.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from qwenlong_verl.io_safety import atomic_path, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +147,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "Judge share: samples the judge credited although the rule match failed. Truncated: rows whose prompt was "
         "cut in the middle to the input budget. Output cut: samples that stopped at max_tokens.",
     ]
-    if not report["complete"]:
+    failed = report.get("failed") or []
+    if failed:
+        notes.insert(0, f"**Incomplete run**: {len(failed)} sample(s) failed (generation or judge call, listed in "
+                        "report.json); rerun the same command to retry only those.")
+    elif not report["complete"]:
         notes.insert(0, "**Incomplete run**: some samples are missing (Samples shows done/expected); rerun the same "
                         "command to finish it.")
+    if report.get("judge_failures_accepted"):
+        notes.append(f"{report['judge_failures_accepted']} sample(s) kept their rule score because the judge call "
+                     "failed (accepted with --allow-judge-failures).")
     settings = ", ".join(f"{k}={v}" for k, v in meta.items() if k not in ("model",))
     return "\n".join([title, "", *(f"- {n}" for n in notes), f"- Settings: {settings}" if settings else "", "",
                       *lines, ""])
@@ -190,7 +198,8 @@ def write_report(report: Mapping[str, Any], out_dir: str | Path) -> dict[str, Pa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / REPORT_MD, "json": out / REPORT_JSON, "png": out / REPORT_PNG}
-    paths["json"].write_text(json.dumps(report, indent=2), encoding="utf-8")
-    paths["md"].write_text(render_markdown(report), encoding="utf-8")
-    render_png(report, paths["png"])
+    write_json(paths["json"], report, indent=2)
+    write_text(paths["md"], render_markdown(report))
+    with atomic_path(paths["png"]) as tmp:
+        render_png(report, tmp)
     return paths

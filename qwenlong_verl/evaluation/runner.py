@@ -25,6 +25,7 @@ from qwenlong_verl.evaluation.data import PROMPT_TEMPLATE, EvalDataError, EvalRo
 from qwenlong_verl.evaluation.report import build_report, write_report
 from qwenlong_verl.evaluation.store import GenerationStore, Key
 from qwenlong_verl.evaluation.truncation import MiddleTruncator, Truncated
+from qwenlong_verl.io_safety import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class EvalOptions:
     progress: bool = True
     force_resume: bool = False  # resume although run.json settings differ
     rescore: bool = False  # score every stored response again (e.g. with a judge added) before continuing
+    allow_judge_failures: bool = False  # a sample whose judge call finally failed counts as done (rule score)
 
     def __post_init__(self) -> None:
         if self.n_samples < 1:
@@ -61,11 +63,33 @@ class EvalResult:
     paths: dict[str, Path]
     asked: int  # samples requested in this run
     reused: int  # samples found in generations.jsonl from earlier runs
-    failed: list[tuple[str, int, str]] = field(default_factory=list)  # (id, sample, error)
+    failed: list[tuple[str, int, str]] = field(default_factory=list)  # (id, sample, error): generation failed
+    judge_failed: list[tuple[str, int, str]] = field(default_factory=list)  # (id, sample, error): judge failed
+    allow_judge_failures: bool = False
 
     @property
     def complete(self) -> bool:
-        return bool(self.report["complete"]) and not self.failed
+        return (bool(self.report["complete"]) and not self.failed
+                and (self.allow_judge_failures or not self.judge_failed))
+
+    def failure_summary(self, show: int = 5) -> str | None:
+        """One line: how many samples failed, which (the first few ids), and how to retry; None when none did."""
+        parts = []
+        for label, items in (("generation request(s)", self.failed),
+                             ("judge call(s)" + (" (accepted: --allow-judge-failures)"
+                                                 if self.allow_judge_failures else ""), self.judge_failed)):
+            if items:
+                ids = ", ".join(f"{i}#{s}" for i, s, _ in items[:show]) + (", ..." if len(items) > show else "")
+                parts.append(f"{len(items)} {label} failed ({ids}; last error: {items[-1][2][:200]})")
+        if not parts:
+            return None
+        text = "; ".join(parts)
+        if self.failed or (self.judge_failed and not self.allow_judge_failures):
+            text += ". Rerun the same command to retry only those (stored responses are judged again, not " \
+                    "regenerated)"
+            if self.judge_failed and not self.allow_judge_failures:
+                text += ", or pass --allow-judge-failures to accept rule-only scores for the judge failures"
+        return text
 
 
 def ground_truth(row: EvalRow) -> Any:
@@ -182,8 +206,11 @@ async def run_eval(
     store.check_manifest(settings, force=options.force_resume, ignore=("scorer",) if options.rescore else ())
 
     by_id = {r.id: r for r in rows}
+    has_judge = getattr(scorer, "judge", None) is not None
     # Responses (up to 10K tokens each, x n samples) are only needed to re-score; keep memory to scores otherwise.
-    stored = store.load(drop=() if options.rescore else ("response",))
+    # A sample whose judge call failed keeps its response: it is judged again below.
+    stored = store.load(drop=() if options.rescore else ("response",),
+                        keep_all_if=(lambda rec: bool(rec.get("judge_failed"))) if has_judge else None)
     foreign = [k for k in stored if k[0] not in by_id]
     beyond = [k for k in stored if k[0] in by_id and k[1] >= options.n_samples]
     if foreign:
@@ -207,6 +234,21 @@ async def run_eval(
         store.rewrite(stored.values())
         for rec in stored.values():
             rec.pop("response", None)
+    rejudge = {} if options.rescore or not has_judge else {
+        k: v for k, v in done.items() if v.get("judge_failed") and isinstance(v.get("response"), str)}
+    if rejudge:
+        logger.info("asking the judge again for %d stored sample(s) whose judge call failed", len(rejudge))
+        await _rescore(rejudge, by_id, scorer, options.concurrency, options.progress)
+        store.open()
+        try:
+            for rec in rejudge.values():
+                store.append(rec)  # the later line replaces the earlier one on the next load
+        finally:
+            store.close()
+        still = sum(bool(r.get("judge_failed")) for r in rejudge.values())
+        logger.info("judge: %d of %d re-asked sample(s) now have a verdict", len(rejudge) - still, len(rejudge))
+    for rec in done.values():
+        rec.pop("response", None)
 
     jobs = [(row, s) for row in rows for s in range(options.n_samples) if (row.id, s) not in done]
     total = len(rows) * options.n_samples
@@ -292,13 +334,25 @@ async def run_eval(
 
     records = list({**done, **new}.values())
     bench_rows = Counter(r.benchmark for r in rows)
-    meta = {"model": chat.options.model, "endpoint": chat.options.endpoint, "n": options.n_samples,
+    meta = {"model": chat.options.model, "endpoint": redact_url(chat.options.endpoint), "n": options.n_samples,
             "temperature": chat.options.temperature, "top_p": chat.options.top_p,
             "max_tokens": chat.options.max_tokens, "max_input_tokens": truncator.max_tokens,
             "judge": (scorer_settings or {}).get("judge_model")}
     report = build_report(records, bench_rows, options.n_samples, options.pass_ks, meta)
+    judge_failed = sorted((str(r["id"]), int(r["sample"]), f"judge: {r.get('judge_error') or 'no verdict'}")
+                          for r in records if r.get("judge_failed"))
+    result = EvalResult(report=report, paths={}, asked=len(jobs), reused=len(done), failed=failed,
+                        judge_failed=judge_failed, allow_judge_failures=options.allow_judge_failures)
     report["failed"] = [{"id": i, "sample": s, "error": e} for i, s, e in failed]
-    paths = write_report(report, options.out_dir)
-    if failed:
-        logger.error("%d sample(s) failed; rerun the same command to retry only those", len(failed))
-    return EvalResult(report=report, paths=paths, asked=len(jobs), reused=len(done), failed=failed)
+    if not options.allow_judge_failures:
+        report["failed"] += [{"id": i, "sample": s, "error": e} for i, s, e in judge_failed]
+    report["judge_failures_accepted"] = len(judge_failed) if options.allow_judge_failures else 0
+    report["complete"] = result.complete
+    if store.replaced_chars:
+        logger.warning("%d unencodable character(s) (lone surrogates) in model replies replaced by U+FFFD in %s",
+                       store.replaced_chars, store.path)
+    result.paths = write_report(report, options.out_dir)
+    summary = result.failure_summary()
+    if summary:
+        (logger.warning if result.complete else logger.error)("%s", summary)
+    return result

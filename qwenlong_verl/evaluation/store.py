@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from qwenlong_verl.io_safety import atomic_write, scrub, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class GenerationStore:
         self.path = self.dir / GENERATIONS
         self.manifest_path = self.dir / MANIFEST
         self._fh: Any = None
+        self.replaced_chars = 0  # lone surrogates (half an emoji in a model reply) replaced by U+FFFD on append
 
     # -- manifest ------------------------------------------------------------------------------------------------
     def check_manifest(self, settings: Mapping[str, Any], force: bool = False, ignore: Iterable[str] = ()) -> None:
@@ -54,14 +56,15 @@ class GenerationStore:
                 )
             if diff:
                 logger.warning("resuming %s with changed settings: %s", self.dir, sorted(diff))
-        tmp = self.manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(dict(settings), indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.manifest_path)
+        write_text(self.manifest_path, json.dumps(dict(settings), indent=2, sort_keys=True))
 
     # -- generations ---------------------------------------------------------------------------------------------
-    def load(self, drop: Iterable[str] = ()) -> dict[Key, dict[str, Any]]:
+    def load(self, drop: Iterable[str] = (),
+             keep_all_if: Callable[[Mapping[str, Any]], bool] | None = None) -> dict[Key, dict[str, Any]]:
         """Read every finished sample, without the fields in ``drop`` (e.g. the long ``response`` texts when only
-        keys and scores are needed). Streams the file; repairs a torn last line, refuses a corrupt line elsewhere."""
+        keys and scores are needed) unless ``keep_all_if(record)`` (e.g. a sample whose judge call failed, to be
+        judged again). Streams the file; repairs a torn last line, refuses a corrupt line elsewhere. A later line
+        for the same (id, sample) replaces an earlier one."""
         if not self.path.exists():
             return {}
         drop = tuple(drop)
@@ -79,7 +82,7 @@ class GenerationStore:
                 rec = self._parse(raw)
                 if rec is None:
                     raise EvalStoreError(f"{self.path}:{i}: corrupt line (not a generation record); fix or delete it")
-                self._keep(records, rec, drop, i)
+                self._keep(records, rec, drop, i, keep_all_if)
         if torn is not None and torn.strip():
             rec = self._parse(torn)
             if rec is None:
@@ -88,17 +91,21 @@ class GenerationStore:
                 with self.path.open("r+b") as fh:
                     fh.truncate(good_bytes)
             else:
-                self._keep(records, rec, drop, -1)
+                self._keep(records, rec, drop, -1, keep_all_if)
                 with self.path.open("ab") as fh:
                     fh.write(b"\n")
         return records
 
-    def _keep(self, records: dict[Key, dict[str, Any]], rec: dict[str, Any], drop: tuple[str, ...], line: int) -> None:
+    def _keep(self, records: dict[Key, dict[str, Any]], rec: dict[str, Any], drop: tuple[str, ...], line: int,
+              keep_all_if: Callable[[Mapping[str, Any]], bool] | None = None) -> None:
         key = (rec["id"], rec["sample"])
         if key in records:
-            logger.warning("%s:%d: second record for id=%r sample=%d; keeping the later one", self.path, line, *key)
-        for name in drop:
-            rec.pop(name, None)
+            # a sample whose judge call failed is judged again on the next run and appended anew: expected
+            log = logger.debug if records[key].get("judge_failed") else logger.warning
+            log("%s:%d: second record for id=%r sample=%d; keeping the later one", self.path, line, *key)
+        if keep_all_if is None or not keep_all_if(rec):
+            for name in drop:
+                rec.pop(name, None)
         records[key] = rec
 
     @staticmethod
@@ -116,7 +123,10 @@ class GenerationStore:
         self._fh = self.path.open("a", encoding="utf-8")
 
     def append(self, record: Mapping[str, Any]) -> None:
-        # One write call per line, flushed at once: a kill can tear only the line being written.
+        # One write call per line, flushed at once: a kill can tear only the line being written. Text that cannot
+        # be encoded (a lone surrogate in a model reply) is replaced, never fatal.
+        record, bad = scrub(record)
+        self.replaced_chars += bad
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._fh.flush()
 
@@ -128,8 +138,8 @@ class GenerationStore:
     def rewrite(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Replace the whole file atomically (after re-scoring)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
+        with atomic_write(self.path) as fh:
             for rec in records:
+                rec, bad = scrub(rec)
+                self.replaced_chars += bad
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        os.replace(tmp, self.path)
