@@ -215,15 +215,21 @@ def write_sft_parquet(records: Sequence[dict[str, Any]], path: str | Path) -> Pa
 
     if not records:
         raise SFTDataError(f"{path}: no SFT rows to write")
+    from qwenlong_verl.io_safety import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(list(records)).to_parquet(path, index=False)
+    with atomic_path(path) as tmp:  # a complete file or the old one, never half of one
+        pd.DataFrame(list(records)).to_parquet(tmp, index=False)
     return path
 
 
 def convert_files(inputs: Sequence[str | Path], output: str | Path,
                   options: SFTConversionOptions = SFTConversionOptions(), tokenizer: Any = None) -> ConversionStats:
-    """Load ``inputs``, convert, check the chat template on the first row (with a tokenizer), write ``output``."""
+    """Load ``inputs``, convert, check the chat template on the first row (with a tokenizer), write ``output``
+    (checked first: a .parquet path in a writable folder that is none of the inputs)."""
+    from qwenlong_verl.io_safety import check_output
+
+    check_output(output, option="--out", inputs=list(inputs), suffixes=(".parquet",))
     records, stats = convert_rows(load_triplets(inputs), options, tokenizer)
     if tokenizer is not None and records:
         check_template_keeps_reasoning(tokenizer, records[0])
