@@ -12,6 +12,14 @@ Usage::
         ...
         assert server.count == 3
 
+Logprobs (for the judge's ``logprob`` mode): a request with ``"logprobs": true`` gets, when ``logprobs`` is set, the
+first token's candidates in the OpenAI chat format (``choices[0].logprobs.content[0].top_logprobs``), cut to the
+request's ``top_logprobs``, and a reply of ``max_tokens`` fake tokens. ``logprobs`` is a callable (messages ->
+``[(token, probability), ...]``) or ``"derive"``: candidates read from the scripted reply's verdict (``VERDICT:
+YES`` -> "YES" 0.90, " Yes" 0.05, "NO" 0.03, "The" 0.02). Unset, the reply has no logprobs, like a server that
+ignores the option. ``usage.completion_tokens`` counts the reply's fake tokens (a word or a punctuation mark with
+its leading space); ``honour_max_tokens`` cuts every reply to ``max_tokens`` of them (``finish_reason: "length"``).
+
 The behaviour can be changed while it runs (``server.configure(fail_first=2)``), and ``python
 tests/fake_openai_server.py --port 8000 --latency 0.05`` serves it from a shell (``--port 0``: a free port; the
 first line printed is ``serving <base_url>``); ``GET /stats`` and ``POST /reset`` read and clear its counters from
@@ -23,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
+import re
 import socket
 import threading
 import time
@@ -35,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Responder = Callable[[list[dict[str, Any]]], str]
+LogprobScript = Callable[[list[dict[str, Any]]], list[tuple[str, float]]]
 
 GARBAGE_BODY = b"<html><body>502 Bad Gateway? {not json"
 
@@ -55,6 +66,8 @@ class Behaviour:
     garbage_rate: float = 0.0
     responder: Responder | None = None
     default_reply: str = "OK"
+    logprobs: LogprobScript | str | None = None  # first-token candidates when asked: a callable, "derive" or None
+    honour_max_tokens: bool = False  # cut every reply to the request's max_tokens fake tokens
     model: str = "fake-judge"
     seed: int = 0
 
@@ -135,10 +148,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             text = beh.responder(messages) if beh.responder is not None else beh.default_reply
+            candidates = None
+            if body.get("logprobs") and beh.logprobs is not None:
+                candidates = (_derived_candidates(text) if beh.logprobs == "derive"
+                              else list(beh.logprobs(messages)))  # type: ignore[operator]
         except Exception as exc:  # noqa: BLE001 - a broken responder is a 500, like a crashing server
             self._send_json(500, {"error": {"message": f"responder raised {exc!r}"}})
             return
-        self._send_json(200, _completion(body.get("model") or beh.model, text))
+        self._send_json(200, _completion(body.get("model") or beh.model, text, body, candidates,
+                                         beh.honour_max_tokens))
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
         self._send_raw(status, json.dumps(payload).encode(), "application/json")
@@ -154,14 +172,51 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client gave up (timeout): nothing to do
 
 
-def _completion(model: str, text: str) -> dict[str, Any]:
+_FAKE_TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])|\s+$")
+
+
+def fake_tokens(text: str) -> list[str]:
+    """A crude tokenisation for token counts: a word or one punctuation mark, with its leading whitespace."""
+    return _FAKE_TOKEN.findall(text)
+
+
+def _derived_candidates(text: str) -> list[tuple[str, float]]:
+    """First-token candidates that agree with the scripted reply's verdict (the last YES/NO word in it)."""
+    words = re.findall(r"\b(YES|NO)\b", text)
+    if not words:
+        return [("The", 0.9), ("I", 0.05), ("YES", 0.03), ("NO", 0.02)]
+    top, other = ("YES", "NO") if words[-1] == "YES" else ("NO", "YES")
+    return [(top, 0.90), (" " + top.capitalize(), 0.05), (other, 0.03), ("The", 0.02)]
+
+
+def _completion(model: str, text: str, request: dict[str, Any] | None = None,
+                candidates: list[tuple[str, float]] | None = None, honour_max_tokens: bool = False) -> dict[str, Any]:
+    request = request or {}
+    max_tokens = request.get("max_tokens")
+    finish = "stop"
+    logprobs = None
+    if candidates:
+        ranked = sorted(candidates, key=lambda c: -c[1])
+        k = int(request.get("top_logprobs") or 0)
+        top = [{"token": t, "logprob": math.log(p) if p > 0 else -9999.0, "bytes": list(t.encode())}
+               for t, p in ranked[:max(k, 1)]]
+        logprobs = {"content": [{**top[0], "top_logprobs": top[:k]}]}
+        if isinstance(max_tokens, int) and max_tokens <= 1:
+            text = ranked[0][0]
+            finish = "length"
+    tokens = fake_tokens(text)
+    if (honour_max_tokens or candidates) and isinstance(max_tokens, int) and len(tokens) > max_tokens:
+        tokens = tokens[:max_tokens]
+        text = "".join(tokens)
+        finish = "length"
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": logprobs,
+                     "finish_reason": finish}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": len(tokens), "total_tokens": len(tokens)},
     }
 
 
@@ -285,9 +340,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--reply", default="VERDICT: YES", help="fixed reply text")
     parser.add_argument("--fail-rate", type=float, default=0.0)
+    parser.add_argument("--logprobs", action="store_true",
+                        help="answer logprobs requests with first-token candidates derived from the reply's verdict")
+    parser.add_argument("--honour-max-tokens", action="store_true", help="cut replies to the request's max_tokens")
     args = parser.parse_args(argv)
     server = FakeOpenAIServer(port=args.port, latency_s=args.latency, default_reply=args.reply,
-                              fail_rate=args.fail_rate).start()
+                              fail_rate=args.fail_rate, logprobs="derive" if args.logprobs else None,
+                              honour_max_tokens=args.honour_max_tokens).start()
     print(f"serving {server.base_url} (Ctrl-C stops)", flush=True)
     try:
         while True:

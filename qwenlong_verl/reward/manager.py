@@ -152,7 +152,8 @@ class QwenLongRewardManager(DAPORewardManager):
             "validate": self._is_validation(data, nt, extra_info),
             "score": float(sample.score), "acc": float(sample.acc), "rule_score": float(sample.rule_score),
             "judge_score": float(sample.judge_score), "judge_called": sample.judge_called,
-            "judge_failed": sample.judge_failed, "judge_latency_s": float(sample.judge_latency_s),
+            "judge_failed": sample.judge_failed, "judge_parse_failed": sample.judge_parse_failed,
+            "judge_latency_s": float(sample.judge_latency_s),
             "judge_cached": sample.judge_cached, "truncated": bool(truncated), "reward": float(reward),
         }
         await telemetry.apush([record])

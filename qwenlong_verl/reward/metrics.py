@@ -37,7 +37,9 @@ def judge_step_metrics(records: Iterable[Mapping[str, Any]]) -> dict[str, float]
 
     * ``qwenlong/reward/{samples, score_mean, acc_mean, rule_acc_mean, truncated_rate}``, and
       ``qwenlong/reward/acc_mean/<data_source>`` per data_source; ``rule_acc`` = 1[rule_score >= 1].
-    * ``qwenlong/judge/call_rate`` = judged / samples; ``failure_rate`` = failed / judged; ``cache_hit_rate`` =
+    * ``qwenlong/judge/call_rate`` = judged / samples; ``failure_rate`` = failed / judged, split into
+      ``parse_failure_rate`` (the judge replied without a clear verdict: a drifting judge or a too small
+      ``max_tokens``) and ``transport_failure_rate`` (no usable reply: timeouts, HTTP errors); ``cache_hit_rate`` =
       cached / judged; ``pass_rate`` = YES / answered (answered = judged and not failed); ``rescue_rate`` = YES /
       samples (samples the judge turned correct); ``agreement`` = answered samples where 1[rule >= 1] equals the
       verdict / answered (the judge is only asked when the rule says 0, so it is the share of NO verdicts);
@@ -64,6 +66,7 @@ def judge_step_metrics(records: Iterable[Mapping[str, Any]]) -> dict[str, float]
 
     judged = [r for r in recs if _flag(r.get("judge_called"))]
     failed = [r for r in judged if _flag(r.get("judge_failed"))]
+    parse_failed = [r for r in failed if _flag(r.get("judge_parse_failed"))]
     answered = [r for r in judged if not _flag(r.get("judge_failed"))]
     yes = [r for r in answered if _num(r.get("judge_score")) >= 1.0]
     agree = [r for r in answered if (_num(r.get("rule_score")) >= 1.0) == (_num(r.get("judge_score")) >= 1.0)]
@@ -71,6 +74,9 @@ def judge_step_metrics(records: Iterable[Mapping[str, Any]]) -> dict[str, float]
     out["qwenlong/judge/failures"] = float(len(failed))
     out["qwenlong/judge/call_rate"] = len(judged) / n
     out["qwenlong/judge/failure_rate"] = len(failed) / len(judged) if judged else 0.0
+    out["qwenlong/judge/parse_failure_rate"] = len(parse_failed) / len(judged) if judged else 0.0
+    out["qwenlong/judge/transport_failure_rate"] = ((len(failed) - len(parse_failed)) / len(judged)
+                                                    if judged else 0.0)
     out["qwenlong/judge/cache_hit_rate"] = (sum(_flag(r.get("judge_cached")) for r in judged) / len(judged)
                                             if judged else 0.0)
     out["qwenlong/judge/pass_rate"] = len(yes) / len(answered) if answered else 0.0

@@ -63,6 +63,7 @@ class SampleScore:
     judge_score: float = 0.0
     judge_called: bool = False
     judge_failed: bool = False
+    judge_parse_failed: bool = False  # the judge replied without a clear verdict (a subset of judge_failed)
     judge_cached: bool = False
     judge_latency_s: float = 0.0
     judge_error: str | None = None
@@ -75,7 +76,8 @@ class SampleScore:
         return {
             "data_source": self.data_source, "family": self.family, "score": self.score, "acc": self.acc,
             "rule_score": self.rule_score, "judge_score": self.judge_score, "judge_called": self.judge_called,
-            "judge_failed": self.judge_failed, "judge_cached": self.judge_cached,
+            "judge_failed": self.judge_failed, "judge_parse_failed": self.judge_parse_failed,
+            "judge_cached": self.judge_cached,
             "judge_latency_s": self.judge_latency_s, "judge_error": self.judge_error,
             "extracted_answer": self.extracted_answer, **self.metrics,
         }
@@ -130,6 +132,7 @@ class HybridScorer:
         sample.judge_cached = verdict.cached
         sample.judge_latency_s = verdict.latency_s
         sample.judge_failed = not verdict.ok
+        sample.judge_parse_failed = verdict.parse_failed
         sample.judge_error = verdict.error
         sample.judge_score = verdict.score
         sample.score = max(sample.rule_score, sample.judge_score)
