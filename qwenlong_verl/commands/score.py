@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--allow-judge-failures", action="store_true",
                    help="exit 0 although some judge calls finally failed (those rows keep their rule score); "
                         "without it such a run exits 1")
+    p.add_argument("--judge-mode", choices=["generate", "logprob"], default=None,
+                   help="generate: short reasoning + VERDICT line (default); logprob: one token, P(YES) vs P(NO) "
+                        "from the first token's logprobs, generate when the server sends none")
     p.add_argument("--judge-api-key-env", default="QWENLONG_JUDGE_API_KEY",
                    help="env var holding the judge's API key (none sent if unset)")
     p.add_argument("--answer-after-think", choices=["require", "optional", "off"], default="optional",
@@ -75,7 +78,8 @@ async def _score(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[A
     if args.judge_url:
         judge = JudgeClient(JudgeOptions(base_url=openai_base_url(args.judge_url), model=args.judge_model,
                                          max_concurrency=args.judge_concurrency, timeout_s=args.judge_timeout,
-                                         max_retries=args.judge_retries, api_key_env=args.judge_api_key_env))
+                                         max_retries=args.judge_retries, api_key_env=args.judge_api_key_env,
+                                         **({"mode": args.judge_mode} if args.judge_mode else {})))
     try:
         scores = await HybridScorer(options, judge).score_many(rows, progress=not args.no_progress)
     finally:
