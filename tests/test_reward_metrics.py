@@ -63,3 +63,18 @@ def test_empty_and_no_judge():
 def test_malformed_records_never_raise(records):
     m = judge_step_metrics(records)
     assert all(isinstance(v, float) for v in m.values())
+
+
+def test_parse_failures_are_apart_from_transport_failures():
+    records = [
+        rec(judge_called=True, judge_failed=True, judge_parse_failed=True),  # replied, no clear verdict
+        rec(judge_called=True, judge_failed=True),  # no usable reply (older records have no parse flag)
+        rec(judge_called=True, judge_failed=True, judge_parse_failed=False),
+        rec(judge_called=True, judge_score=1.0),
+        rec(judge_parse_failed=True),  # not judged: the flag alone counts nothing
+    ]
+    m = judge_step_metrics(records)
+    assert m["qwenlong/judge/failure_rate"] == pytest.approx(3 / 4)
+    assert m["qwenlong/judge/parse_failure_rate"] == pytest.approx(1 / 4)
+    assert m["qwenlong/judge/transport_failure_rate"] == pytest.approx(2 / 4)
+    assert judge_step_metrics([rec()])["qwenlong/judge/parse_failure_rate"] == 0.0
