@@ -10,7 +10,10 @@ prints, for two workloads:
 the wall time of ``HybridScorer.score_many`` with ``--concurrency`` requests in flight, the ideal time
 (requests / concurrency x latency), and the time of sequential one-at-a-time judge calls, one per response (the
 reference implementation's behaviour; measured on ``--sequential-sample`` responses and scaled to N unless
-``--full-sequential``), with the ratios and the judge requests made per response.
+``--full-sequential``), with the ratios and the judge requests made per response; then, for each judge mode (``generate``: reasoning and a
+VERDICT line; ``logprob``: one token with its logprobs), the completion tokens requested (``max_tokens``) and
+received (``usage.completion_tokens``) per call on the unique workload. The scripted reply is two sentences and a
+verdict line (~25 tokens by the fake server's count); a real 1.5B judge writes 30-100.
 
     python bench/bench_judge.py                      # targets: >= 30x sequential, <= 1.5x ideal
     python bench/bench_judge.py --json               # one JSON object on stdout
@@ -70,6 +73,7 @@ import asyncio, json, sys, time, uuid
 from aiohttp import web
 latency, reply = float(sys.argv[1]), sys.argv[2]
 state = {"count": 0, "in_flight": 0, "max_in_flight": 0}
+verdict = "YES" if reply.rstrip().endswith("YES") else "NO"
 async def chat(request):
     body = await request.json()
     state["count"] += 1
@@ -79,9 +83,16 @@ async def chat(request):
         await asyncio.sleep(latency)
     finally:
         state["in_flight"] -= 1
+    text, logprobs = reply, None
+    if body.get("logprobs"):
+        top = [{"token": verdict, "logprob": -0.05}, {"token": "YES" if verdict == "NO" else "NO", "logprob": -3.0}]
+        logprobs = {"content": [{**top[0], "top_logprobs": top[:int(body.get("top_logprobs") or 1)]}]}
+        text = verdict
+    tokens = len(text.split()) if body.get("max_tokens", 1) > 1 else 1
     return web.json_response({"id": uuid.uuid4().hex, "object": "chat.completion", "created": int(time.time()),
                               "model": body.get("model"), "choices": [{"index": 0, "finish_reason": "stop",
-                              "message": {"role": "assistant", "content": reply}}]})
+                              "message": {"role": "assistant", "content": text}, "logprobs": logprobs}],
+                              "usage": {"completion_tokens": tokens}})
 async def stats(request):
     return web.json_response({"count": state["count"], "max_in_flight": state["max_in_flight"]})
 async def reset(request):
@@ -107,7 +118,7 @@ def server_process(latency: float, reply: str, kind: str = "process") -> Iterato
         cmd = [sys.executable, "-c", AIOHTTP_SERVER, str(latency), reply]
     else:
         cmd = [sys.executable, str(REPO / "tests" / "fake_openai_server.py"), "--port", "0", "--latency",
-               str(latency), "--reply", reply]
+               str(latency), "--reply", reply, "--logprobs"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
@@ -136,9 +147,29 @@ def build_rows(n: int, group: int, distinct_per_group: int | None, seed: int = 0
     return rows
 
 
-def _client(url: str, concurrency: int, cache: bool = True) -> JudgeClient:
+def _client(url: str, concurrency: int, cache: bool = True, mode: str = "generate") -> JudgeClient:
     return JudgeClient(JudgeOptions(base_url=url, model="bench", max_concurrency=concurrency, timeout_s=30,
-                                    max_retries=2, cache_size=100_000 if cache else 0))
+                                    max_retries=2, cache_size=100_000 if cache else 0, mode=mode))
+
+
+async def mode_run(rows: list[dict], server, concurrency: int, mode: str) -> dict:
+    """Completion tokens requested and received per judge call, and the wall time, for one judge mode."""
+    client = _client(server.base_url, concurrency, mode=mode)
+    try:
+        t0 = time.perf_counter()
+        scores = await HybridScorer(ScoreOptions(), client).score_many(rows)
+        wall = time.perf_counter() - t0
+    finally:
+        await client.aclose()
+    s = client.stats
+    failed = sum(x.judge_failed for x in scores)
+    if failed:
+        raise RuntimeError(f"{failed} judge calls failed in {mode} mode")
+    return {"wall_s": wall, "http_requests": s.attempts, "verdicts": s.successes,
+            "tokens_requested_per_call": s.completion_tokens_requested / max(s.attempts, 1),
+            "tokens_received_per_call": s.completion_tokens_received / max(s.attempts, 1),
+            "logprob_verdicts": s.logprob_verdicts, "logprob_fallbacks": s.logprob_fallbacks + s.logprob_low_mass,
+            "yes": s.yes}
 
 
 async def concurrent_run(rows: list[dict], server, concurrency: int) -> tuple[float, int, int]:
@@ -197,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {"responses": args.responses, "latency_s": args.latency, "concurrency": args.concurrency,
                "server": args.server}
-    reply = "Different places.\nVERDICT: NO"
+    reply = ("The candidate names a different city than the reference answer. The two answers therefore do not "
+             "refer to the same place.\nVERDICT: NO")
     if args.server in ("aiohttp", "process"):
         server_cm = server_process(args.latency, reply, args.server)
     else:
@@ -228,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
                 "wall_over_ideal": wall / ideal if ideal else float("nan"),
                 "speedup_vs_sequential": seq_total / wall, "max_in_flight": server.max_in_flight,
             }
+        rows = build_rows(args.responses, args.group, None)
+        results["modes"] = {mode: asyncio.run(mode_run(rows, server, args.concurrency, mode))
+                            for mode in ("generate", "logprob")}
 
     if args.json:
         print(json.dumps(results, indent=2))
@@ -243,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         r = results[name]
         print(f"{name:<9} {r['wall_s']:>7.3f} {r['ideal_s']:>8.3f} {r['wall_over_ideal']:>9.2f}x "
               f"{r['speedup_vs_sequential']:>6.1f}x {r['requests_per_response']:>9.3f} {r['max_in_flight']:>9d}")
+    print(f"{'mode':<9} {'requests':>8} {'tok req/call':>12} {'tok recv/call':>13} {'wall s':>7} "
+          f"{'from logprobs':>13}")
+    for mode, r in results["modes"].items():
+        print(f"{mode:<9} {r['http_requests']:>8d} {r['tokens_requested_per_call']:>12.1f} "
+              f"{r['tokens_received_per_call']:>13.1f} {r['wall_s']:>7.3f} {r['logprob_verdicts']:>13d}")
     ok = all(results[n]["speedup_vs_sequential"] >= 30 and results[n]["wall_over_ideal"] <= 1.5
              for n in ("unique", "grouped"))
     print(f"targets (>= 30x sequential, <= 1.5x ideal): {'met' if ok else 'NOT met'}")
