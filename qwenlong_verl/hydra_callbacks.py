@@ -53,6 +53,20 @@ def plugin_problems(config: DictConfig | None = None) -> list[str]:
     ]
 
 
+def check_options(config: DictConfig) -> None:
+    """Every ``qwenlong.*`` key known, typed and in range; the judge URL well formed."""
+    from qwenlong_verl.config_checks import check_qwenlong_options
+
+    check_qwenlong_options(config)
+
+
+def check_judge_reachable(config: DictConfig) -> None:
+    """An active judge answers one request (else the run would silently be rule-only); QWENLONG_JUDGE_PROBE=0 skips."""
+    from qwenlong_verl.config_checks import probe_judge
+
+    probe_judge(config)
+
+
 def _stop(message: str) -> None:
     """Hydra turns a callback's exceptions into warnings and goes on; SystemExit is the one way to stop the run."""
     logger.error(message)
@@ -85,6 +99,7 @@ class QwenLongGuard(Callback):
             use_cpu_platform()
         # verl's "file" logger writes relative to the TaskRunner's cwd; pin it to where the user started the run.
         os.environ.setdefault("VERL_FILE_LOGGER_ROOT", os.getcwd())
+        check_options(config)  # every qwenlong.* key known, typed and in range; the judge URL well formed
         # The GPU layout checks verl makes only on its workers (heads vs SP, token budgets, max_model_len vs the
         # model's positions and YaRN, TP), our sampling rules, files, cluster paths, loggers: milliseconds here
         # instead of a crash minutes into the job. `qwenlong-verl preflight` runs these and verl's own validation.
@@ -100,3 +115,4 @@ class QwenLongGuard(Callback):
                 "qwenlong-verl: this run would fail on the GPU workers or the TaskRunner:\n  - "
                 + "\n  - ".join(f.line() for f in bad)
                 + "\n(`qwenlong-verl preflight <the same overrides>` runs every check, verl's own included)")
+        check_judge_reachable(config)  # last: one request, after every check that needs no network
