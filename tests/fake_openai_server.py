@@ -79,6 +79,7 @@ class RequestLog:
     body: dict[str, Any] | None
     outcome: str  # "ok" | "fail" | "drop" | "garbage" | "bad_request" | "not_found"
     started: float = field(default_factory=time.monotonic)
+    headers: dict[str, str] = field(default_factory=dict)  # request headers (e.g. to check what auth was sent)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -122,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         number, outcome, delay, beh = owner._decide()
-        owner._record(self.path, body, outcome, number)
+        owner._record(self.path, body, outcome, number, headers=dict(self.headers.items()))
         try:
             self._reply(outcome, delay, beh, body, messages)
         finally:
@@ -301,6 +302,11 @@ class FakeOpenAIServer:
         with self._lock:
             return Counter(r.outcome for r in self.requests)
 
+    def request_headers(self) -> list[dict[str, str]]:
+        """Headers of every chat request, in arrival order (names as the client sent them)."""
+        with self._lock:
+            return [r.headers for r in self.requests if r.body is not None]
+
     def bodies(self) -> list[dict[str, Any]]:
         with self._lock:
             return [r.body for r in self.requests if r.body is not None]
@@ -325,9 +331,10 @@ class FakeOpenAIServer:
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         return n, outcome, delay, b
 
-    def _record(self, path: str, body: dict[str, Any] | None, outcome: str, number: int = -1) -> None:
+    def _record(self, path: str, body: dict[str, Any] | None, outcome: str, number: int = -1,
+                headers: dict[str, str] | None = None) -> None:
         with self._lock:
-            self.requests.append(RequestLog(number, path, body, outcome))
+            self.requests.append(RequestLog(number, path, body, outcome, headers=dict(headers or {})))
 
     def _done(self) -> None:
         with self._lock:
