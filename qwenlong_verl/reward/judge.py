@@ -484,8 +484,10 @@ class JudgeClient:
         """The verdict of a 1-token reply from its first-token candidates; None means "use generate mode"."""
         opts = self.options
         if reply.top_logprobs is None:
+            self.stats.logprob_fallbacks += 1  # every request already sent when the first such reply came back
+            if self._logprobs_unsupported:
+                return None
             self._logprobs_unsupported = True
-            self.stats.logprob_fallbacks += 1
             logger.warning("judge: qwenlong.judge.mode=logprob, but %s returned no logprobs; using generate mode "
                            "for the rest of this run (vLLM returns them; check the server's --max-logprobs >= "
                            "qwenlong.judge.top_logprobs=%d)", opts.url, opts.top_logprobs)

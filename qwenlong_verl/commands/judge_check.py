@@ -1,0 +1,250 @@
+"""``qwenlong-verl judge-check``: is this judge endpoint usable as the reward's judge?
+
+Run once after ``vllm serve Qwen/Qwen2.5-1.5B-Instruct --port 8000``: it sends a small built-in set of (question,
+candidate answer, reference answer) pairs whose equivalence is known (:data:`CASES`: the kinds the rule cannot
+settle, namely paraphrases, units and scale words, fractions, partial answers, hedges, near-miss numbers and years)
+through the same :class:`~qwenlong_verl.reward.judge.JudgeClient` the reward uses, in each judge mode, and prints
+per mode the accuracy, the false YES (a wrong answer rewarded: the costly error in RL) and false NO, the failure
+rate split into parse and transport failures, and the completion tokens requested and received per HTTP call.
+
+Exit status: 0 when it ran (with ``--min-accuracy``: when every mode reached it), 1 when a mode fell below
+``--min-accuracy`` or every request failed, 2 when the endpoint cannot be reached (one line says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Case:
+    question: str
+    answer: str  # the candidate
+    gold: str  # the reference
+    equivalent: bool
+    kind: str  # what makes it hard
+
+
+CASES: tuple[Case, ...] = (
+    # equivalent: the rule's sub-EM / numeric match misses these, the judge must say YES
+    Case("Which university did she attend?", "MIT", "Massachusetts Institute of Technology", True, "abbreviation"),
+    Case("Who wrote the novel mentioned in the second paragraph?", "J. K. Rowling", "Joanne Rowling", True,
+         "name variant"),
+    Case("What was the company's revenue growth in 2021?", "twelve and a half percent", "12.5%", True,
+         "number in words"),
+    Case("How many employees did the firm have at the end of the year?", "about 1.2 thousand", "1,200", True,
+         "scale word"),
+    Case("What fraction of the budget went to research?", "one third", "1/3", True, "fraction in words"),
+    Case("What is the total net income?", "$3.4 million", "3,400,000 dollars", True, "units"),
+    Case("Which river flows through the capital?", "the Thames", "River Thames", True, "article and generic word"),
+    Case("In which year was the treaty signed?", "It was signed in sixteen forty-eight.", "1648", True,
+         "year in words"),
+    Case("Which element has the symbol Fe?", "Fe, that is iron", "iron", True, "restatement"),
+    Case("Which country is the landlocked state between France and Spain?", "Andorra",
+         "The Principality of Andorra", True, "official name"),
+    Case("How long did the project take?", "a year and a half", "18 months", True, "unit conversion"),
+    Case("Who was the first president of the organisation?", "Dr. Maria Keller", "Maria Keller", True, "title"),
+    Case("Where is the company headquartered?", "NYC", "New York City", True, "abbreviation"),
+    # not equivalent: the judge must say NO
+    Case("Which city hosted the 1992 Summer Olympics?", "Madrid", "Barcelona", False, "different entity"),
+    Case("What was the company's revenue growth in 2021?", "15%", "12.5%", False, "different number"),
+    Case("In which year was the treaty signed?", "1649", "1648", False, "year off by one"),
+    Case("Who wrote the novel mentioned in the second paragraph?", "Either J. K. Rowling or J. R. R. Tolkien",
+         "J. K. Rowling", False, "hedge between candidates"),
+    Case("Which university did she attend?", "Harvard, MIT and Stanford; the text does not say which", "MIT", False,
+         "list of candidates"),
+    Case("Which two countries signed the agreement?", "France", "France and Germany", False, "part of the answer"),
+    Case("What was the result for the quarter?", "a gain of $2 million", "a loss of $2 million", False,
+         "opposite sign"),
+    Case("What is the total net income?", "3.4 billion dollars", "3.4 million dollars", False, "wrong scale"),
+    Case("Where was the author born?", "somewhere in Europe", "Vienna, Austria", False, "vaguer"),
+    Case("What fraction of the budget went to research?", "one quarter", "1/3", False, "different fraction"),
+    Case("How many employees did the firm have at the end of the year?", "12,000", "1,200", False,
+         "order of magnitude"),
+    Case("Who directed the film?", "George Lucas", "Steven Spielberg", False, "different person"),
+    Case("Which element has the symbol Fe?", "The document does not say.", "iron", False, "no answer"),
+)
+
+
+@dataclass
+class ModeReport:
+    mode: str
+    cases: int
+    correct: int = 0
+    false_yes: int = 0  # said YES to a non-equivalent answer
+    false_no: int = 0  # said NO to an equivalent answer
+    failures: int = 0
+    parse_failures: int = 0
+    transport_failures: int = 0
+    http_requests: int = 0
+    tokens_requested_per_call: float = 0.0
+    tokens_received_per_call: float | None = None  # None when the server reports no usage
+    logprob_verdicts: int = 0
+    fell_back_to_generate: int = 0
+    latency_mean_s: float = 0.0
+    wall_s: float = 0.0
+    wrong: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        """Correct verdicts over all cases: a failed call counts as wrong (it leaves the rule score)."""
+        return self.correct / self.cases if self.cases else 0.0
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.cases if self.cases else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "accuracy": self.accuracy, "failure_rate": self.failure_rate}
+
+
+class EndpointUnreachable(RuntimeError):
+    """The judge endpoint does not answer at all."""
+
+
+def probe(base_url: str, timeout_s: float, api_key: str | None = None) -> list[str]:
+    """The model ids the endpoint serves (``GET /models``); [] when it answers without a list (some servers have
+    no such route). Raises :class:`EndpointUnreachable` when nothing answers."""
+    url = base_url.rstrip("/")
+    if url.endswith("/chat/completions"):
+        url = url[: -len("/chat/completions")]
+    req = urllib.request.Request(url + "/models", headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+    try:
+        # no proxy from the environment, like the judge client (aiohttp does not read it either)
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=timeout_s) as resp:
+            payload = json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError:
+        return []  # it answered: a server without /models, or one that wants another key
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise EndpointUnreachable(f"{url}: {reason}") from exc
+    except ValueError:
+        return []
+    data = payload.get("data") if isinstance(payload, dict) else None
+    return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data,
+                                                                                                         list) else []
+
+
+async def run_mode(base_url: str, model: str, mode: str, cases: tuple[Case, ...] = CASES, timeout_s: float = 60.0,
+                   concurrency: int = 16, api_key_env: str | None = "QWENLONG_JUDGE_API_KEY") -> ModeReport:
+    """Judge every case once in ``mode`` (no cache, one retry) and score the verdicts against the known answers."""
+    from qwenlong_verl.reward.judge import JudgeClient, JudgeOptions
+
+    options = JudgeOptions(base_url=base_url, model=model, mode=mode, timeout_s=timeout_s, max_retries=1,
+                           backoff_s=0.2, cache_size=0, max_concurrency=concurrency, api_key_env=api_key_env)
+    report = ModeReport(mode=mode, cases=len(cases))
+    start = time.perf_counter()
+    async with JudgeClient(options) as client:
+        verdicts = await asyncio.gather(*(client.judge(c.question, c.answer, c.gold) for c in cases))
+        stats = client.stats
+    report.wall_s = time.perf_counter() - start
+    for case, v in zip(cases, verdicts, strict=True):
+        if not v.ok:
+            report.failures += 1
+            report.parse_failures += int(v.parse_failed)
+            report.transport_failures += int(not v.parse_failed)
+            report.wrong.append({**asdict(case), "verdict": None, "error": v.error})
+        elif v.equivalent == case.equivalent:
+            report.correct += 1
+        else:
+            report.false_yes += int(v.equivalent)
+            report.false_no += int(not v.equivalent)
+            report.wrong.append({**asdict(case), "verdict": v.equivalent, "reply": (v.raw or "")[-300:]})
+    report.http_requests = stats.attempts
+    report.tokens_requested_per_call = stats.completion_tokens_requested / max(stats.attempts, 1)
+    answered = stats.attempts - stats.usage_missing
+    report.tokens_received_per_call = stats.completion_tokens_received / answered if answered > 0 else None
+    report.logprob_verdicts = stats.logprob_verdicts
+    report.fell_back_to_generate = stats.logprob_fallbacks + stats.logprob_low_mass
+    report.latency_mean_s = sum(v.latency_s for v in verdicts) / len(verdicts) if verdicts else 0.0
+    return report
+
+
+def format_reports(reports: list[ModeReport]) -> str:
+    head = (f"{'mode':<9} {'accuracy':>8} {'false YES':>9} {'false NO':>8} {'failed':>6} {'parse':>5} "
+            f"{'transport':>9} {'tok req/call':>12} {'tok recv/call':>13} {'latency s':>9}")
+    lines = [head, "-" * len(head)]
+    for r in reports:
+        recv = "-" if r.tokens_received_per_call is None else f"{r.tokens_received_per_call:.1f}"
+        lines.append(f"{r.mode:<9} {100 * r.accuracy:>7.1f}% {r.false_yes:>9d} {r.false_no:>8d} {r.failures:>6d} "
+                     f"{r.parse_failures:>5d} {r.transport_failures:>9d} {r.tokens_requested_per_call:>12.1f} "
+                     f"{recv:>13} {r.latency_mean_s:>9.2f}")
+        if r.mode == "logprob" and r.fell_back_to_generate:
+            lines.append(f"  logprob: {r.fell_back_to_generate} request(s) fell back to generate mode (no logprobs "
+                         "from the server, or a first token that was not YES/NO)")
+    return "\n".join(lines)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "judge-check", help="send known equivalent / non-equivalent answer pairs to a judge endpoint and report",
+        description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p.add_argument("--url", default="http://127.0.0.1:8000/v1",
+                   help="OpenAI base URL of the judge (default %(default)s, what `vllm serve ... --port 8000` gives)")
+    p.add_argument("--model", default=None,
+                   help="model name to send (default: the first one the server lists, else "
+                        "Qwen/Qwen2.5-1.5B-Instruct)")
+    p.add_argument("--mode", choices=["generate", "logprob", "both"], default="both")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--api-key-env", default="QWENLONG_JUDGE_API_KEY",
+                   help="env var holding the judge's API key (none sent if unset)")
+    p.add_argument("--min-accuracy", type=float, default=None, metavar="FRACTION",
+                   help="exit 1 when a mode's accuracy is below this (e.g. 0.9)")
+    p.add_argument("--show-wrong", action="store_true", help="print every case a mode got wrong or failed")
+    p.add_argument("--json", dest="json_out", metavar="PATH", help="write the reports as JSON; '-' for stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    try:
+        served = probe(args.url, min(args.timeout, 10.0), api_key)
+    except EndpointUnreachable as exc:
+        print(f"judge-check: cannot reach the judge at {exc}; start it (e.g. `vllm serve "
+              "Qwen/Qwen2.5-1.5B-Instruct --port 8000`) or pass --url", file=sys.stderr)
+        return 2
+    model = args.model or (served[0] if served else "Qwen/Qwen2.5-1.5B-Instruct")
+    modes = ["generate", "logprob"] if args.mode == "both" else [args.mode]
+    out = sys.stderr if args.json_out == "-" else sys.stdout
+    n_eq = sum(c.equivalent for c in CASES)
+    print(f"judge-check: {len(CASES)} pairs ({n_eq} equivalent, {len(CASES) - n_eq} not) -> {args.url} "
+          f"model {model}", file=out)
+    reports = [asyncio.run(run_mode(args.url, model, mode, CASES, args.timeout, args.concurrency,
+                                    args.api_key_env)) for mode in modes]
+    print(format_reports(reports), file=out)
+    if args.show_wrong:
+        for r in reports:
+            for w in r.wrong:
+                print(f"  [{r.mode}] {w['kind']}: {w['answer']!r} vs {w['gold']!r} (equivalent={w['equivalent']}) "
+                      f"-> {w.get('verdict')} {w.get('error') or ''}".rstrip(), file=out)
+    if args.json_out:
+        text = json.dumps({"url": args.url, "model": model, "cases": len(CASES),
+                           "modes": {r.mode: r.as_dict() for r in reports}}, indent=2)
+        if args.json_out == "-":
+            print(text)
+        else:
+            with open(args.json_out, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+    if all(r.transport_failures == r.cases for r in reports):
+        print(f"judge-check: every request to {args.url} failed ({reports[0].wrong[0].get('error')}); check the "
+              "URL, the model name (--model) and the server log", file=sys.stderr)
+        return 1
+    if args.min_accuracy is not None and any(r.accuracy < args.min_accuracy for r in reports):
+        low = ", ".join(f"{r.mode} {100 * r.accuracy:.1f}%" for r in reports if r.accuracy < args.min_accuracy)
+        print(f"judge-check: accuracy below --min-accuracy {args.min_accuracy:g}: {low}", file=sys.stderr)
+        return 1
+    return 0
