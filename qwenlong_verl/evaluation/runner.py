@@ -79,16 +79,18 @@ class EvalResult:
                              ("judge call(s)" + (" (accepted: --allow-judge-failures)"
                                                  if self.allow_judge_failures else ""), self.judge_failed)):
             if items:
+                items = sorted(items)
                 ids = ", ".join(f"{i}#{s}" for i, s, _ in items[:show]) + (", ..." if len(items) > show else "")
                 parts.append(f"{len(items)} {label} failed ({ids}; last error: {items[-1][2][:200]})")
         if not parts:
             return None
         text = "; ".join(parts)
-        if self.failed or (self.judge_failed and not self.allow_judge_failures):
-            text += ". Rerun the same command to retry only those (stored responses are judged again, not " \
-                    "regenerated)"
-            if self.judge_failed and not self.allow_judge_failures:
-                text += ", or pass --allow-judge-failures to accept rule-only scores for the judge failures"
+        judge_retry = bool(self.judge_failed) and not self.allow_judge_failures
+        if self.failed or judge_retry:
+            text += ". Rerun the same command to retry only those"
+            if judge_retry:
+                text += (" (a stored response is judged again, not regenerated), or pass --allow-judge-failures to "
+                         "accept rule-only scores for the judge failures")
         return text
 
 
