@@ -55,16 +55,16 @@ def check_output(path: PathLike, *, option: str = "output", inputs: Iterable[Pat
         raise OutputPathError(f"{option} {str(path)!r}: not a file name")
     if p.is_dir():
         raise OutputPathError(f"{option} {str(p)!r} is a folder; give a file path inside it")
-    if suffixes is not None and p.suffix.lower() not in suffixes:
-        want = " or ".join(suffixes)
-        raise OutputPathError(f"{option} {str(p)!r}: this command writes {want} files; name the output "
-                              f"{p.with_suffix(suffixes[0]).name!r} (or another name ending in {want})")
     for inp in inputs:
         if inp is None or str(inp) in ("", "-"):
             continue
         if _same_file(p, Path(inp)):
             raise OutputPathError(f"{option} {str(p)!r} is also an input ({str(inp)!r}); writing it would destroy "
                                   "the input: choose another output path")
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        want = " or ".join(suffixes)
+        raise OutputPathError(f"{option} {str(p)!r}: this command writes {want} files; name the output "
+                              f"{p.with_suffix(suffixes[0]).name!r} (or another name ending in {want})")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.exists():
         ancestor = parent

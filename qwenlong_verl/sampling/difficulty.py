@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -175,6 +176,13 @@ class DifficultyTable:
                 raise DifficultyFileError(f"{where}: examples[{i}] is malformed ({exc!r})") from exc
             if idx in table.examples:
                 raise DifficultyFileError(f"{where}: examples[{i}] repeats index {idx!r}")
+            for step, _phase, count, total in hist:
+                # rewards are at most 1 per rollout (acc, or score = max(rule, judge) - overlong penalty)
+                if count < 0 or not math.isfinite(total) or total > count + 1e-6:
+                    raise DifficultyFileError(
+                        f"{where}: examples[{i}] (index {idx!r}) step {step}: reward sum {total} over {count} "
+                        "rollout(s) is impossible (each reward is at most 1); the file is damaged or not from "
+                        "qwenlong-verl")
             table.examples[idx] = ExampleHistory(e.get("data_source"), e.get("prompt_length"), hist)
         return table
 
