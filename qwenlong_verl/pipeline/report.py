@@ -237,11 +237,15 @@ def plot_reward(report: Mapping[str, Any], path: Path) -> Path:
 
 
 def write_report(workdir: Path, records: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
+    from qwenlong_verl.io_safety import atomic_path, redact_url_text, write_text
+
     report = build_report(workdir, records)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / REPORT_JSON).write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    (out_dir / REPORT_MD).write_text(render_markdown(report), encoding="utf-8")
-    plot_reward(report, out_dir / REWARD_PNG)
+    # each file whole or not at all; no URL credentials (a judge URL may carry them)
+    write_text(out_dir / REPORT_JSON, redact_url_text(json.dumps(report, indent=2, default=str)))
+    write_text(out_dir / REPORT_MD, redact_url_text(render_markdown(report)))
+    with atomic_path(out_dir / REWARD_PNG) as tmp:
+        plot_reward(report, tmp)
     return {"md": str(out_dir / REPORT_MD), "json": str(out_dir / REPORT_JSON), "png": str(out_dir / REWARD_PNG)}
 
 
