@@ -225,8 +225,8 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out, args.data)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not getattr(args, "verbose", False):
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    # one INFO line per request (URL credentials masked by the CLI's log redaction): only with -v
+    logging.getLogger("httpx").setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
         return asyncio.run(_evaluate(args))
     except (EvalDataError, EvalStoreError, ValueError, OSError) as exc:
