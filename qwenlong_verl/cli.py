@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(sub)
+    for command_parser in sub.choices.values():  # `qwenlong-verl score ... -v` works as well as `-v score ...`
+        command_parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                    help="debug logging, and the traceback of an unexpected error")
     return parser
 
 

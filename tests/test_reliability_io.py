@@ -199,3 +199,11 @@ def test_ctrl_c_exits_130_with_the_resume_hint(capsys):
     assert run_command(args) == 130
     assert "interrupted: saved X; rerun to resume" in capsys.readouterr().err
     assert run_command(_args(_raise(KeyboardInterrupt()))) == 130
+
+
+@pytest.mark.parametrize("argv", [["-v", "score", "x.jsonl"], ["score", "x.jsonl", "-v"]])
+def test_verbose_flag_before_or_after_the_command(argv):
+    from qwenlong_verl.cli import build_parser
+
+    assert build_parser().parse_args(argv).verbose is True
+    assert build_parser().parse_args(["score", "x.jsonl"]).verbose is False
