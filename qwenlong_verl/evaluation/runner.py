@@ -3,7 +3,10 @@
 Each (row, sample) pair is one job. ``concurrency`` workers take jobs in row order, so a row's prompt is truncated
 once (in a thread: tokenizing 120K tokens takes a while) and shared by its samples. Every finished sample is scored
 at once and appended to ``generations.jsonl``; a failed sample (retries spent, or refused by the server) is logged
-and left out of the file, so the next run asks for it again. The report is built from the file at the end.
+and left out of the file, so the next run asks for it again. A sample whose judge call finally failed is kept in
+the file (``judge_failed: true``, its rule score) but counts as failed unless ``allow_judge_failures``: the next run
+asks the judge again about the stored response, without asking the model. The report is built from the file at the
+end.
 """
 
 from __future__ import annotations
