@@ -82,6 +82,10 @@ class QwenLongGuard(Callback):
             self._check(config)
         except (QwenLongRunError, QwenLongConfigError) as exc:
             _stop(str(exc))
+        except Exception as exc:  # noqa: BLE001 - Hydra would turn it into a warning and start the run unchecked
+            logger.exception("qwenlong-verl: the start-up checks crashed")
+            _stop(f"qwenlong-verl: the start-up checks crashed ({type(exc).__name__}: {exc}); the run was not "
+                  "started unchecked. This is a qwenlong-verl bug: please report it with the traceback above.")
 
     def _check(self, config: DictConfig) -> None:
         qwenlong = config.get("qwenlong") or {}

@@ -3,7 +3,7 @@
 verl 0.9.1 scores every rollout inside ``RewardLoopWorker`` Ray actors (``reward.num_workers`` of them, possibly on
 several nodes) and does not turn ``reward_extra_info`` into training-step metrics. Groups that DAPO's dynamic
 sampling evicts never reach the trainer at all. So the reward manager pushes one small record per scored sample to a
-named, detached-per-job Ray actor, and the trainer drains it once per step: that gives judge health metrics and the
+named Ray actor of the run's Ray job, and the trainer drains it once per step: that gives judge health metrics and the
 per-example rewards of the difficulty table, evicted groups included.
 
 Outside Ray (the standalone scorer, unit tests) records go to an in-process buffer with the same API.
@@ -20,6 +20,15 @@ logger = logging.getLogger(__name__)
 
 HUB_NAME = "qwenlong_telemetry_hub"
 HUB_NAMESPACE = "qwenlong_verl"
+
+
+def hub_name() -> str:
+    """The hub of this run: one per Ray job. Every actor the driver of one ``main_ppo`` creates (TaskRunner, reward
+    workers) carries that driver's job id, and two runs on one Ray cluster are two jobs, so their difficulty
+    records never mix."""
+    import ray
+
+    return f"{HUB_NAME}_{ray.get_runtime_context().get_job_id()}"
 
 
 class _Buffer:
@@ -56,7 +65,7 @@ def _ray_hub():
         if _HUB is None:
             remote_cls = ray.remote(num_cpus=0)(_Buffer)
             _HUB = remote_cls.options(
-                name=HUB_NAME, namespace=HUB_NAMESPACE, get_if_exists=True, lifetime=None
+                name=hub_name(), namespace=HUB_NAMESPACE, get_if_exists=True, lifetime=None
             ).remote()
         return _HUB
 

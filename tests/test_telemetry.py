@@ -46,3 +46,23 @@ def test_records_from_several_worker_processes_reach_the_driver(local_ray):
     records = telemetry.drain()
     assert sorted((r["worker"], r["index"]) for r in records) == [(k, i) for k in range(3) for i in range(5)]
     assert telemetry.drain() == []
+
+
+def test_two_runs_on_one_ray_cluster_do_not_mix_records(local_ray):
+    """Two main_ppo drivers on one Ray cluster are two Ray jobs; each job's trainer drains only its own records."""
+    import subprocess
+    import sys
+
+    ray = local_ray
+    telemetry.push([{"run": "first", "index": 0}])
+    other = (
+        "import ray\n"
+        "from qwenlong_verl import telemetry\n"
+        f"ray.init(address={ray.get_runtime_context().gcs_address!r}, log_to_driver=False)\n"
+        "telemetry.push([{'run': 'second', 'index': 7}])\n"
+        "print('DRAINED', telemetry.drain())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", other], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "DRAINED [{'run': 'second', 'index': 7}]" in proc.stdout
+    assert telemetry.drain() == [{"run": "first", "index": 0}]

@@ -72,6 +72,8 @@ def register(subparsers) -> None:
     g.add_argument("--no-yarn", action="store_true", help="GPU: no YaRN rope scaling in phase II")
     g = p.add_argument_group("launch")
     g.add_argument("--nproc-per-node", type=int, help="GPUs per node (GPU default 8)")
+    g.add_argument("--nnodes", type=int, help="nodes of the RL phases (default 1; more needs a Ray cluster: "
+                                              "--ray-address, and paths on storage every node mounts)")
     g.add_argument("--sft-launcher", choices=["torchrun", "ray"], default="torchrun",
                    help="torchrun on this node (default) or verl.trainer.sft_trainer_ray on a Ray cluster")
     g.add_argument("--ray-address", help="existing Ray cluster for the RL phases (ray start --head ... on the nodes)")
@@ -128,6 +130,7 @@ def options_from_args(args: argparse.Namespace):
         "phase2_steps": args.phase2_steps, "max_response_length": args.max_response_length, "rl_lr": args.rl_lr,
         "retrospective_mode": args.retrospective_mode,
         "retrospective_ratio": args.retrospective_ratio, "nproc_per_node": args.nproc_per_node,
+        "nnodes": args.nnodes,
         "sft_launcher": args.sft_launcher, "ray_address": args.ray_address, "stage_timeout_s": args.stage_timeout,
         "eval_backend": args.eval_backend, "eval_endpoint": args.eval_endpoint,
         "eval_served_model": args.eval_served_model, "eval_max_new_tokens": args.eval_max_new_tokens,

@@ -61,6 +61,7 @@ class PipelineOptions:
     yarn_phase2: bool = True  # phase II past 32K tokens: YaRN rope scaling (+qwenlong_rope=yarn)
     # launch
     nproc_per_node: int = 8
+    nnodes: int = 1  # RL phases: trainer.nnodes (a Ray cluster of that many nodes, --ray-address)
     sft_launcher: str = "torchrun"  # torchrun (one node) | ray (verl.trainer.sft_trainer_ray, a Ray cluster)
     ray_address: str | None = None  # an existing Ray cluster for the RL phases (and the Ray SFT launcher)
     stage_timeout_s: float | None = None
@@ -95,6 +96,8 @@ class PipelineOptions:
         for stage in self.overrides:
             if stage not in ("sft", "phase1", "phase2", "rl"):
                 raise ValueError(f"overrides: unknown stage {stage!r} (sft, phase1, phase2, or rl for both phases)")
+        if self.nnodes < 1 or self.nproc_per_node < 1:
+            raise ValueError(f"nnodes and nproc_per_node must be >= 1, got {self.nnodes} x {self.nproc_per_node}")
         for name in ("sft_steps", "phase1_steps", "phase2_steps"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:

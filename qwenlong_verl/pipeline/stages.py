@@ -215,7 +215,8 @@ def sft_command(o: PipelineOptions, data: str, model: str, ckpt: Path) -> list[s
     if o.sft_steps is not None:
         args.append(f"trainer.total_training_steps={o.sft_steps}")
     if not o.cpu:
-        args.append(f"trainer.n_gpus_per_node={o.nproc_per_node}")
+        args += [f"trainer.n_gpus_per_node={o.nproc_per_node}",
+                 f"trainer.nnodes={o.nnodes if o.sft_launcher == 'ray' else 1}"]
     return head + args + o.stage_overrides("sft")
 
 
@@ -274,7 +275,8 @@ def retrospective_overrides(difficulty_file: str | None, mode: str, ratio: float
 
 
 def rl_command(o: PipelineOptions, phase: int, *, train: str, val: str, model: str, ckpt: Path,
-               difficulty_out: Path | None, difficulty_in: str | None, judge_url: str | None) -> list[str]:
+               difficulty_out: Path | None, difficulty_in: str | None, judge_url: str | None,
+               metrics: Path | None = None) -> list[str]:
     args = [sys.executable, "-m", "verl.trainer.main_ppo", f"+recipe=qwenlong_phase{phase}"]
     if o.cpu:
         args.append("+qwenlong_env=cpu")
@@ -310,10 +312,28 @@ def rl_command(o: PipelineOptions, phase: int, *, train: str, val: str, model: s
         if o.judge_model:
             args.append(f"++qwenlong.judge.model={o.judge_model}")
     if not o.cpu:
-        args.append(f"trainer.n_gpus_per_node={o.nproc_per_node}")
+        args += [f"trainer.n_gpus_per_node={o.nproc_per_node}", f"trainer.nnodes={o.nnodes}"]
+        if metrics is not None:
+            # verl's file logger runs in the TaskRunner, on any node of a Ray cluster: the driver's environment
+            # does not reach it there, verl's runtime_env does.
+            args.append(f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics}")
     if o.ray_address:
         args.append(f"+ray_kwargs.ray_init.address={o.ray_address}")
     return args + o.stage_overrides(f"phase{phase}")
+
+
+def yarn_model(model: str, stage_dir: Path) -> str:
+    """Phase II past 32K: the start model with YaRN in its ``config.json`` (``qwenlong-verl yarn-model``), the one
+    setting verl's FSDP actor and vLLM rollout both read."""
+    from qwenlong_verl.rope_scaling import RopeScalingError, write_yarn_model
+
+    if not Path(model).is_dir():
+        raise PipelineError(f"stage phase2: YaRN needs a local model folder, got {model!r}; download it "
+                            "(`huggingface-cli download NAME --local-dir DIR`) and pass the folder, or --no-yarn")
+    try:
+        return str(write_yarn_model(model, stage_dir / "model_yarn"))
+    except RopeScalingError as exc:
+        raise PipelineError(f"stage phase2: {exc}") from exc
 
 
 def run_phase(ctx: StageContext, phase: int) -> dict[str, Any]:
@@ -332,8 +352,12 @@ def run_phase(ctx: StageContext, phase: int) -> dict[str, Any]:
         if difficulty_in is None:
             logger.warning("stage phase2: phase I did not run: no retrospective sampling")
     difficulty_out = difficulty_output(out)
-    cmd = rl_command(ctx.options, phase, train=data["train"], val=data["val"], model=model, ckpt=ckpt,
-                     difficulty_out=difficulty_out, difficulty_in=difficulty_in, judge_url=ctx.judge_url)
+    run_model = model
+    if phase == 2 and not ctx.options.cpu and ctx.options.yarn_phase2:
+        run_model = yarn_model(model, out)
+    cmd = rl_command(ctx.options, phase, train=data["train"], val=data["val"], model=run_model, ckpt=ckpt,
+                     difficulty_out=difficulty_out, difficulty_in=difficulty_in, judge_url=ctx.judge_url,
+                     metrics=metrics)
     ctx.run_command(cmd, env=_env(ctx, metrics))
     if not (ckpt / "latest_checkpointed_iteration.txt").is_file():
         from qwenlong_verl.pipeline.report import read_metrics

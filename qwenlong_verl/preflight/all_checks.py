@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from qwenlong_verl.preflight import checks
 from qwenlong_verl.preflight.findings import Finding, errors
@@ -20,8 +20,19 @@ DEFAULT_GPU_MEMORY_GIB = 80.0  # A100/H100 80G, the paper's GPUs
 
 
 def plain(cfg: DictConfig) -> dict[str, Any]:
-    """The config as plain Python with interpolations resolved (a ``???`` value stays the string ``???``)."""
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
+    """The run's config as plain Python with interpolations resolved (a ``???`` value stays the string ``???``).
+    The ``hydra`` node (present in the guard's config) is left out: its sweep keys do not resolve in a single run."""
+    out: dict[str, Any] = {}
+    for key in cfg:
+        if key == "hydra":
+            continue
+        if OmegaConf.is_missing(cfg, key):
+            out[key] = "???"
+            continue
+        value = cfg[key]
+        out[key] = (OmegaConf.to_container(value, resolve=True, throw_on_missing=False)
+                    if isinstance(value, DictConfig | ListConfig) else value)
+    return out
 
 
 def model_facts(cfg: dict[str, Any]) -> tuple[ModelFacts | None, list[Finding]]:

@@ -301,6 +301,9 @@ def check_gpu_environment(cfg: dict[str, Any], strict: bool) -> list[Finding]:
         out.append(Finding(level, "environment", f"{ROLLOUT}.name",
                            f"{engine} is not installed{where}", "pip install '.[gpu]' (vllm 0.24.0, verl's pin)"))
     if has_cuda:
+        from qwenlong_verl.preflight.gpu_stack import stack_findings
+
+        out += stack_findings()
         count = torch.cuda.device_count()
         _, gpus = layout(cfg)
         if count < gpus and not sel(cfg, "ray_kwargs.ray_init.address"):
