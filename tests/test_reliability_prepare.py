@@ -204,16 +204,19 @@ def test_long_prompts_are_warned_about(tmp_path, tiny_model_dir, caplog, monkeyp
 
 
 # -- arbitrary rows: any outcome but an unexpected exception ---------------------------------------------------------
+# text with lone surrogates too (half an emoji: json.loads makes them out of "\\ud83d")
+texts = st.text(alphabet=st.characters(exclude_categories=())
+                | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()), max_size=10)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=10),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | texts,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
     max_leaves=8)
 messages = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "system"]) | json_values,
-                                           "content": st.text(max_size=20) | json_values}), max_size=2)
+                                           "content": texts | json_values}), max_size=2)
 rows = st.one_of(json_values, st.fixed_dictionaries({}, optional={
     "data_source": st.sampled_from(["hotpotqa", "docmath", "long_toc_choices", "nope"]) | json_values,
-    "prompt": messages | st.text(max_size=20) | json_values,
-    "reward_model": st.fixed_dictionaries({"ground_truth": st.text(max_size=8) | json_values}) | json_values,
+    "prompt": messages | texts | json_values,
+    "reward_model": st.fixed_dictionaries({"ground_truth": texts | json_values}) | json_values,
     "extra_info": st.fixed_dictionaries({}, optional={"index": st.integers(0, 3) | json_values}) | json_values,
 }))
 
