@@ -165,10 +165,43 @@ def check_qwenlong_options(config: Any) -> None:
     check_url(judge.get("base_url"), "qwenlong.judge.base_url")
 
 
+def models_url(base_url: str) -> str:
+    """``GET`` target of an OpenAI-compatible server given as ``.../v1`` or ``.../v1/chat/completions``."""
+    base = base_url.rstrip("/")
+    if base.endswith("/chat/completions"):
+        base = base[: -len("/chat/completions")]
+    return base + "/models"
+
+
+def probe_server(base_url: str, timeout_s: float = 3.0) -> str | None:
+    """Why an OpenAI-compatible server at ``base_url`` (``.../v1``) cannot be reached, or None when it answers.
+    Any HTTP answer counts (an auth error or a 404 from a server without ``/models`` still shows a server is there);
+    a refused connection, an unknown host or a timeout is the reason returned. One ``GET``, no model work."""
+    import base64
+    import urllib.error
+    import urllib.request
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(models_url(base_url))
+    headers = {}
+    if parts.username is not None:  # urllib takes user:pw@ for part of the host name: send it as basic auth
+        user_pw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(user_pw).decode()
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
+        parts = parts._replace(netloc=host + (f":{parts.port}" if parts.port else ""))
+    try:
+        request = urllib.request.Request(urlunsplit(parts), method="GET", headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            return None
+    except urllib.error.HTTPError:
+        return None  # a server answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
 def probe_judge(config: Any, timeout_s: float = 3.0) -> None:
-    """One ``GET <base_url>/models`` to an active judge. Any HTTP answer counts as reachable (an auth error or a
-    404 from a server without that route still shows a server is there); a refused connection, an unknown host or a
-    timeout stops the run with the fix."""
+    """One ``GET <base_url>/models`` to an active judge (:func:`probe_server`); an unreachable judge stops the run
+    with the fix, unless the user opted into rule-only (``enabled=false``) or turned the probe off."""
     if os.environ.get(PROBE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return
     judge = qwenlong_section(config, "judge")
@@ -177,24 +210,12 @@ def probe_judge(config: Any, timeout_s: float = 3.0) -> None:
     opts = options_from(JudgeOptions, judge, "qwenlong.judge")
     if not opts.active or not opts.base_url:
         return
-    import urllib.error
-    import urllib.request
-
-    base = opts.base_url.rstrip("/")
-    if base.endswith("/chat/completions"):
-        base = base[: -len("/chat/completions")]
-    url = base + "/models"
     from qwenlong_verl.io_safety import redact_url
 
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout_s):
-            pass
-    except urllib.error.HTTPError:
-        return  # a server answered
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
+    reason = probe_server(opts.base_url, timeout_s)
+    if reason is not None:
         raise QwenLongConfigError(
             f"qwenlong.judge.base_url={redact_url(opts.base_url)!r}: the judge is unreachable ({reason}). Start it "
             "(recipes/serve_judge.sh) or fix the URL; for a rule-only run set qwenlong.judge.enabled=false (or "
-            f"base_url=null); to skip this check set {PROBE_ENV}=0") from None
+            f"base_url=null); to skip this check set {PROBE_ENV}=0")
     logger.info("judge at %s answers", redact_url(opts.base_url))

@@ -53,7 +53,6 @@ def report(out: Path) -> dict:
 
 # -- the judge fails: failed samples, exit 1, and a plain rerun repairs without regenerating -------------------------
 JUDGE_FAULTS = {
-    "down": None,
     "http_500": {"fail_rate": 1.0, "fail_status": 500},
     "no_verdict": {"responder": lambda m: "Hard to say."},
 }
@@ -64,13 +63,8 @@ def test_judge_failure_is_a_failed_sample_and_a_rerun_retries_it(tmp_path, data,
     out = tmp_path / "out"
     judge_opts = ["--judge-model", "j"]
     with FakeOpenAIServer(responder=model) as gen, caplog.at_level(logging.INFO):
-        if JUDGE_FAULTS[fault] is None:
-            rc = run_cli(eval_args(gen.base_url, data, out, "--judge-endpoint",
-                                   f"http://127.0.0.1:{closed_port()}/v1", *judge_opts))
-        else:
-            with FakeOpenAIServer(**JUDGE_FAULTS[fault]) as bad_judge:
-                rc = run_cli(eval_args(gen.base_url, data, out, "--judge-endpoint", bad_judge.base_url,
-                                       *judge_opts))
+        with FakeOpenAIServer(**JUDGE_FAULTS[fault]) as bad_judge:
+            rc = run_cli(eval_args(gen.base_url, data, out, "--judge-endpoint", bad_judge.base_url, *judge_opts))
         assert rc == 1
         rep = report(out)
         assert rep["complete"] is False
@@ -90,6 +84,19 @@ def test_judge_failure_is_a_failed_sample_and_a_rerun_retries_it(tmp_path, data,
     assert rep["complete"] is True and rep["failed"] == []
     assert rep["benchmarks"]["hotpotqa"]["accuracy"] == 100.0 and rep["average"]["samples"] == 3
     assert "Incomplete run" not in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("which", ["--endpoint", "--judge-endpoint"])
+def test_a_server_that_is_down_is_named_before_any_work(tmp_path, data, caplog, which):
+    out = tmp_path / "out"
+    down = f"http://u:pw@127.0.0.1:{closed_port()}"
+    with FakeOpenAIServer(responder=model) as gen, caplog.at_level(logging.ERROR):
+        endpoint = down if which == "--endpoint" else gen.base_url
+        rc = run_cli(eval_args(endpoint, data, out, "--judge-endpoint", down if which != "--endpoint" else
+                               gen.base_url, "--judge-model", "j"))
+        assert gen.count == 0
+    assert rc == 1 and f"{which} 'http://***@127.0.0.1" in caplog.text and "is unreachable" in caplog.text
+    assert "pw@" not in caplog.text and not (out / "generations.jsonl").exists()
 
 
 def test_allow_judge_failures_accepts_rule_only(tmp_path, data, caplog):

@@ -86,8 +86,8 @@ JUDGE_FAULTS = {
 }
 
 
-@pytest.mark.parametrize("fault", list(JUDGE_FAULTS))
-@pytest.mark.parametrize("allow", [False, True], ids=["strict", "allow"])
+@pytest.mark.parametrize("fault, allow", [(f, a) for f in JUDGE_FAULTS for a in (False, True)
+                                          if (f, a) != ("down", False)])  # down + strict: refused up front (below)
 def test_judge_failures_make_the_exit_code_non_zero(tmp_path, caplog, fault, allow):
     src = _write(tmp_path)
     out, summary = tmp_path / "scored.jsonl", tmp_path / "summary.json"
@@ -110,6 +110,18 @@ def test_judge_failures_make_the_exit_code_non_zero(tmp_path, caplog, fault, all
     assert [r["judge_failed"] for r in scored] == [False, True, True]
     assert json.loads(summary.read_text())["judge_failed_rows"] == 2
     assert UNEXPECTED not in caplog.text
+
+
+def test_a_judge_that_is_down_is_named_before_scoring(tmp_path, caplog):
+    src = _write(tmp_path)
+    out = tmp_path / "scored.jsonl"
+    out.write_text("earlier\n")
+    url = f"http://user:pw@127.0.0.1:{closed_port()}/v1"
+    with caplog.at_level(logging.ERROR):
+        assert run_cli(["score", src, "-o", out, "--judge-url", url, "--no-progress"]) == 1
+    assert "the judge is unreachable" in caplog.text and "--allow-judge-failures" in caplog.text
+    assert "pw@" not in caplog.text and UNEXPECTED not in caplog.text
+    assert out.read_text() == "earlier\n"
 
 
 def test_a_working_judge_exits_0(tmp_path):
@@ -152,10 +164,11 @@ def test_ctrl_c_says_nothing_was_written(tmp_path, monkeypatch, capsys):
 
 
 def test_as_a_user_sees_it(tmp_path):
-    """Subprocess: the judge is down; one summary line, exit 1, no traceback, no verl start-up noise."""
+    """Subprocess: the judge fails every call; one summary line, exit 1, no traceback, no verl start-up noise."""
     src = _write(tmp_path)
-    proc = run_cli_process(["score", src, "--no-progress", "--judge-retries", "0", "--judge-url",
-                            f"http://127.0.0.1:{closed_port()}/v1"], cwd=tmp_path)
+    with FakeOpenAIServer(fail_rate=1.0) as judge:
+        proc = run_cli_process(["score", src, "--no-progress", "--judge-retries", "0", "--judge-url",
+                                judge.base_url], cwd=tmp_path)
     assert proc.returncode == 1
     assert_clean_failure(proc.stderr)
     assert "the judge call failed for 2 of 3 row(s)" in proc.stderr

@@ -218,11 +218,32 @@ def check_out_dir(out: str, data: list[str]) -> None:
         check_output(path / name, option="--out", inputs=data)
 
 
+def check_servers_answer(args: argparse.Namespace) -> None:
+    """One GET to the model server and to the judge before any work: a server that is down is named now, instead of
+    every sample failing after its retries. A judge that is down is accepted with --allow-judge-failures."""
+    from qwenlong_verl.config_checks import probe_server
+    from qwenlong_verl.evaluation.client import ChatOptions
+    from qwenlong_verl.io_safety import redact_url
+
+    model_url = ChatOptions(endpoint=args.endpoint, model=args.model).url
+    reason = probe_server(model_url.removesuffix("/chat/completions"))
+    if reason is not None:
+        raise CommandError(f"--endpoint {redact_url(args.endpoint)!r}: the model server is unreachable ({reason}); "
+                           "start it (vllm serve ...) or fix the URL", exit_code=1)
+    if args.judge_endpoint and not args.allow_judge_failures:
+        reason = probe_server(_judge_url(args.judge_endpoint))
+        if reason is not None:
+            raise CommandError(f"--judge-endpoint {redact_url(args.judge_endpoint)!r}: the judge is unreachable "
+                               f"({reason}); start it or fix the URL, or pass --allow-judge-failures to score by the "
+                               "rule alone", exit_code=1)
+
+
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.evaluation.data import EvalDataError
     from qwenlong_verl.evaluation.store import EvalStoreError
 
     check_out_dir(args.out, args.data)
+    check_servers_answer(args)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # one INFO line per request (URL credentials masked by the CLI's log redaction): only with -v

@@ -108,6 +108,19 @@ def judge_failure_summary(rows: list[dict[str, Any]], scores: list[Any], *, show
             "or pass --allow-judge-failures to accept rule-only scores for them")
 
 
+def _check_judge_answers(url: str) -> None:
+    """One GET before any scoring: a judge that is down is named now, not after every row's retries."""
+    from qwenlong_verl.cli_args import CommandError
+    from qwenlong_verl.config_checks import probe_server
+    from qwenlong_verl.io_safety import redact_url
+
+    reason = probe_server(openai_base_url(url))
+    if reason is not None:
+        raise CommandError(f"--judge-url {redact_url(url)!r}: the judge is unreachable ({reason}); start it or fix "
+                           "the URL, or pass --allow-judge-failures to score such rows by the rule alone",
+                           exit_code=1)
+
+
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.io_safety import check_distinct, check_output, write_jsonl, write_text
     from qwenlong_verl.reward.offline import format_table, summarise
@@ -118,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out and args.json_out != "-":
         check_output(args.json_out, option="--json", inputs=[args.input])
     check_distinct(**{"--output": args.output, "--json": args.json_out})
+    if args.judge_url and not args.allow_judge_failures:
+        _check_judge_answers(args.judge_url)
     try:
         rows, scores, judge_stats = asyncio.run(_score(args))
     except (ValueError, FileNotFoundError) as exc:
