@@ -57,9 +57,6 @@ def run_command(args: argparse.Namespace) -> int:
     """Run ``args.func``; turn Ctrl-C and unexpected errors into one line and an exit code."""
     from qwenlong_verl.cli_args import CommandError
     from qwenlong_verl.io_safety import OutputPathError
-    from qwenlong_verl.light import use_local_normalizer
-
-    use_local_normalizer()  # scoring without importing verl (and its plugins, torch, Ray: seconds and warnings)
     log = logging.getLogger("qwenlong_verl")
     verbose = bool(getattr(args, "verbose", False))
     try:
