@@ -212,3 +212,27 @@ def test_main_ppo_stops_before_ray_on_sp8_for_a_7b_model(cluster, tmp_path):
     assert proc.returncode != 0
     assert "actor_rollout_ref.actor.ulysses_sequence_parallel_size: SP 8 does not divide" in out
     assert "ray init kwargs" not in out and "Started a local Ray instance" not in out
+
+
+@pytest.mark.parametrize("nnodes", [1, 4])
+def test_pipeline_gpu_commands_pass_preflight(cluster, tmp_path, nnodes):
+    """`qwenlong-verl pipeline --gpu` on one node by default (it used to ask verl for 4 x 8 GPUs), and on 4 nodes
+    when told; phase II trains from a YaRN folder made from phase I's weights."""
+    from qwenlong_verl.pipeline.options import PipelineOptions
+    from qwenlong_verl.pipeline.stages import rl_command, yarn_model
+
+    root = cluster["root"]
+    o = PipelineOptions(mode="gpu", workdir=tmp_path / "run", nnodes=nnodes, nproc_per_node=8)
+    phase1_hf = cluster["models"]["DeepSeek-R1-Distill-Qwen-14B"]
+    for phase in (1, 2):
+        model = str(phase1_hf) if phase == 1 else yarn_model(str(phase1_hf), tmp_path / "run" / "phase2")
+        cmd = rl_command(o, phase, train=str(root / "train.parquet"), val=str(root / "val.parquet"), model=model,
+                         ckpt=tmp_path / "run" / f"phase{phase}" / "ckpt",
+                         difficulty_out=tmp_path / "run" / f"phase{phase}" / "difficulty.json",
+                         difficulty_in=str(root / "phase1" / "qwenlong_difficulty.json") if phase == 2 else None,
+                         judge_url="http://judge.example:8000/v1", metrics=tmp_path / "m.jsonl")
+        assert cmd[1:3] == ["-m", "verl.trainer.main_ppo"]
+        report = run_preflight(cmd[3:], gpu_memory_gib=80, network=False)
+        assert report.ok, (phase, _errors(report))
+        assert report.summary["nodes_x_gpus"] == f"{nnodes}x8"
+    assert (tmp_path / "run" / "phase2" / "model_yarn" / ".qwenlong_yarn.json").is_file()

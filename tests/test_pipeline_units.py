@@ -160,6 +160,7 @@ def test_gpu_commands_follow_the_recipes(tmp_path):
                      judge_url=None)
     assert "+qwenlong_env=cpu" not in cmd and "+qwenlong_rope=yarn" in cmd
     assert _value(cmd, "ray_kwargs.ray_init.address") == "10.0.0.1:6379"
+    assert _value(cmd, "trainer.nnodes") == "1" and _value(cmd, "trainer.n_gpus_per_node") == "8"
     assert _value(cmd, "qwenlong.curriculum.lengths") == "[20000,60000]"
     assert not any(a.startswith("trainer.total_training_steps") for a in cmd)  # the recipe's epochs
     sft = sft_command(o, "sft.parquet", "base", tmp_path / "ckpt")

@@ -56,11 +56,14 @@ def test_phase1_and_cpu_overlay_compose(tmp_path):
     assert cfg["actor_rollout_ref"]["actor"]["clip_ratio_high"] == 0.28  # recipe values the overlay leaves alone
 
 
-def test_yarn_overlay_sets_rope_scaling(tmp_path):
+def test_yarn_overlay_expects_yarn_in_the_model_folder_not_override_config(tmp_path):
+    """verl 0.9.1 cannot apply rope scaling through override_config (crash under transformers 5, never sent to vLLM):
+    the overlay records the expected YaRN settings; the model folder's config.json carries them (yarn-model)."""
     proc = _run(["+recipe=qwenlong_phase2", "+qwenlong_rope=yarn", "--cfg", "job"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rope = yaml.safe_load(proc.stdout)["actor_rollout_ref"]["model"]["override_config"]["rope_scaling"]
-    assert rope == {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["qwenlong"]["rope"] == {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    assert "rope_scaling" not in (cfg["actor_rollout_ref"]["model"].get("override_config") or {})
 
 
 def test_misspelled_recipe_fails_naming_it(tmp_path):
@@ -105,5 +108,6 @@ def test_inconsistent_lengths_fail_before_ray(tmp_path):
                  "actor_rollout_ref.rollout.max_model_len=32768"], tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "exceeds actor_rollout_ref.rollout.max_model_len (32768)" in out
+    assert ("actor_rollout_ref.rollout.max_model_len: 32768 < data.max_prompt_length + data.max_response_length "
+            "= 70000") in out
     assert not any(s in out for s in RAY_STARTED), out[-2000:]

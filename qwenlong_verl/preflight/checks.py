@@ -140,19 +140,28 @@ def check_token_budgets(cfg: dict[str, Any]) -> list[Finding]:
     return out
 
 
+def check_context_window(cfg: dict[str, Any]) -> list[Finding]:
+    """Prompt + response must fit the rollout's context window when one is set (else vLLM cuts every long
+    response short, or refuses the prompt)."""
+    need = max_sequence(cfg)
+    max_len = sel(cfg, f"{ROLLOUT}.max_model_len")
+    if max_len is not None and need > int(max_len):
+        return [Finding("error", "context", f"{ROLLOUT}.max_model_len",
+                        f"{max_len} < data.max_prompt_length + data.max_response_length = {need}",
+                        f"{ROLLOUT}.max_model_len={need} (past 32K with YaRN: +qwenlong_rope=yarn), or lower the "
+                        "lengths")]
+    return []
+
+
 def check_context(cfg: dict[str, Any], facts: ModelFacts) -> list[Finding]:
     """Rollout context against the model's positions and rope scaling.
 
     Mirrors ``vLLMHttpServer._validate_configs`` (``rollout.max_model_len <= config.max_position_embeddings``, read
-    from the model folder's ``config.json``), plus the recipe rule prompt + response <= max_model_len."""
+    from the model folder's ``config.json``)."""
     out: list[Finding] = []
     need = max_sequence(cfg)
     max_len = sel(cfg, f"{ROLLOUT}.max_model_len")
     rope = sel(cfg, "qwenlong.rope") or {}
-    if max_len is not None and need > int(max_len):
-        out.append(Finding("error", "context", f"{ROLLOUT}.max_model_len",
-                           f"{max_len} < data.max_prompt_length + data.max_response_length = {need}",
-                           f"{ROLLOUT}.max_model_len={need}"))
     length = int(max_len) if max_len is not None else need
     if rope.get("type") == "yarn":
         from qwenlong_verl.rope_scaling import YarnSettings
@@ -430,5 +439,5 @@ def model_checks(cfg: dict[str, Any], facts: ModelFacts, gpu_memory_gib: float) 
 
 def config_checks(cfg: dict[str, Any]) -> list[Finding]:
     """Every check that needs only the config (and the local files it names)."""
-    return (check_token_budgets(cfg) + check_rope_agreement(cfg) + check_batch_split(cfg) + check_files(cfg)
+    return (check_context_window(cfg) + check_token_budgets(cfg) + check_rope_agreement(cfg) + check_batch_split(cfg) + check_files(cfg)
             + check_cluster_paths(cfg) + check_loggers(cfg) + check_judge_url(cfg))
