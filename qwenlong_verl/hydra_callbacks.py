@@ -16,6 +16,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from qwenlong_verl.config import QwenLongConfigError
+from qwenlong_verl.sweep import register_resolver
+
+register_resolver()  # ${qwenlong.job_dir:...} of the recipes (also registered by Hydra's plugin scan)
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +28,12 @@ class QwenLongRunError(RuntimeError):
 
 
 MULTIRUN_MESSAGE = (
-    "qwenlong-verl: Hydra multirun (-m) is not supported with verl's main_ppo: it runs every job in one process, "
-    "and verl keeps Ray and its named actors alive between jobs, so the second job collides with the first. "
-    "Run one process per setting instead, e.g.\n"
-    "  for lr in 1e-6 2e-6; do python -m verl.trainer.main_ppo +recipe=qwenlong_phase1 "
-    "actor_rollout_ref.actor.optim.lr=$lr; done"
+    "qwenlong-verl: Hydra multirun (-m) needs a launcher that runs every job in its own process: {why}, and verl "
+    "keeps Ray and its named actors alive between jobs of one process, so the second job would collide with the "
+    "first. Add +qwenlong_sweep=local (one job at a time on this machine, hydra-submitit-launcher) or "
+    "+qwenlong_sweep=slurm (one SLURM job per point), or pick hydra/launcher=submitit_local, e.g.\n"
+    "  python -m verl.trainer.main_ppo -m +recipe=qwenlong_phase1 +qwenlong_sweep=local "
+    "actor_rollout_ref.actor.optim.lr=1e-6,2e-6"
 )
 
 
@@ -70,14 +74,29 @@ def check_judge_reachable(config: DictConfig) -> None:
 def _stop(message: str) -> None:
     """Hydra turns a callback's exceptions into warnings and goes on; SystemExit is the one way to stop the run."""
     logger.error(message)
+    from qwenlong_verl import sweep
+
+    sweep.job_finished("failed", message)  # a sweep job: its status file says why (no-op in a single run)
     raise SystemExit(message)
 
 
 class QwenLongGuard(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _stop(MULTIRUN_MESSAGE)
+        from qwenlong_verl import sweep
+
+        why = sweep.shared_process_reason(config)  # isolating launchers (submitit) pass
+        if why:
+            _stop(MULTIRUN_MESSAGE.format(why=why))
+
+    def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
+        from qwenlong_verl import sweep
+
+        sweep.job_ended(job_return)  # a sweep job's status file: completed, or failed with its error
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from qwenlong_verl import sweep
+
+        sweep.job_started(config)  # a sweep job: its own folder for checkpoints, metrics and status (else no-op)
         try:
             self._check(config)
         except (QwenLongRunError, QwenLongConfigError) as exc:

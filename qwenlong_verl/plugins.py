@@ -119,6 +119,12 @@ def _verl_hydra_entry_args() -> list[str] | None:
 
 
 load_all()
+try:  # ${qwenlong.job_dir:...} (the recipes' checkpoint folder) resolves in verl's Ray workers too
+    from qwenlong_verl.sweep import register_resolver
+
+    register_resolver()
+except Exception:  # noqa: BLE001 - never let it hide the plugins
+    logger.exception("qwenlong-verl: could not register the ${qwenlong.job_dir:...} resolver")
 
 _entry_args = _verl_hydra_entry_args()
 if _entry_args and not any(a.startswith("hydra.searchpath") for a in _entry_args):

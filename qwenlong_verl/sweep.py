@@ -1,0 +1,187 @@
+"""Hydra sweeps (``-m``) of verl's ``main_ppo``: one process, one Ray and one output folder per job.
+
+verl keeps Ray and its named actors alive for the life of a process, so a sweep needs a launcher that runs every
+job in a process of its own (``hydra-submitit-launcher``: ``+qwenlong_sweep=local`` or ``=slurm``). Inside a job
+this module gives the job its own folder:
+
+* ``${qwenlong.job_dir:<path>}`` (the recipes' ``trainer.default_local_dir``) is ``<path>`` in a single run, and
+  ``<job folder>/<path>`` in a sweep job, in the driver (from Hydra) and in the Ray workers (from
+  ``QWENLONG_JOB_DIR``, which the job's driver sets and the workers of the Ray cluster it starts inherit). The
+  difficulty file follows ``default_local_dir``.
+* ``VERL_FILE_LOGGER_PATH`` = ``<job folder>/metrics.jsonl`` (verl's ``file`` logger).
+* ``<job folder>/qwenlong_job.json``: the job's status (running / completed / failed with its error) and wall time,
+  written by the recipes' Hydra guard; ``qwenlong-verl sweep-report`` reads it.
+
+Importing this module is cheap (no verl, no Ray, no Hydra at import).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import time
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+RESOLVER = "qwenlong.job_dir"
+JOB_DIR_ENV = "QWENLONG_JOB_DIR"
+STATUS_FILE = "qwenlong_job.json"
+METRICS_FILE = "metrics.jsonl"
+MAX_ERROR_CHARS = 4000
+
+# Launchers that run several jobs of a sweep in one process (or in worker processes reused between jobs): the second
+# verl job would find the first one's Ray and named actors. Value: why, for the refusal message.
+SHARED_PROCESS_LAUNCHERS = {
+    "hydra._internal.core_plugins.basic_launcher.BasicLauncher":
+        "Hydra's default basic launcher runs every job in this one process",
+    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher":
+        "the joblib launcher runs jobs in this process (n_jobs=1) or in worker processes it reuses between jobs",
+    "hydra_plugins.hydra_ray_launcher.ray_local_launcher.RayLocalLauncher":
+        "the ray launcher runs every job as a task of one Ray job, inside that job's Ray cluster",
+}
+
+
+def job_dir() -> str | None:
+    """This sweep job's folder, or None in a single run (and outside Hydra)."""
+    env = os.environ.get(JOB_DIR_ENV)
+    if env:
+        return env
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized():
+            return None
+        cfg = HydraConfig.get()
+        if cfg.mode != RunMode.MULTIRUN:
+            return None
+        out = cfg.runtime.get("output_dir")
+        return str(out) if out else None
+    except Exception:  # noqa: BLE001 - outside a Hydra app, or a partial config: a single run
+        return None
+
+
+def in_job_dir(path: Any = "") -> str:
+    """``${qwenlong.job_dir:<path>}``: ``path`` in a single run; ``<job folder>/<path>`` in a sweep job (an
+    absolute ``path`` is kept as is)."""
+    text = "" if path is None else str(path)
+    if os.path.isabs(text):
+        return text
+    base = job_dir()
+    if not base:
+        return text
+    return os.path.join(base, text) if text else base
+
+
+def register_resolver() -> None:
+    """Register ``${qwenlong.job_dir:...}`` with OmegaConf (idempotent). Done wherever a qwenlong config may be
+    resolved: Hydra's plugin scan (every Hydra app), the guard, and ``qwenlong_verl.plugins`` (verl's Ray workers)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver(RESOLVER):
+        OmegaConf.register_new_resolver(RESOLVER, in_job_dir)
+
+
+def is_multirun(config: Any) -> bool:
+    try:
+        from omegaconf import OmegaConf
+
+        return str(OmegaConf.select(config, "hydra.mode", default="")).endswith("MULTIRUN")
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def launcher_target(config: Any) -> str:
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
+
+
+def shared_process_reason(config: Any) -> str | None:
+    """Why the configured launcher cannot run verl jobs apart (None when it runs each job in its own process)."""
+    return SHARED_PROCESS_LAUNCHERS.get(launcher_target(config))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The job's status file
+# ---------------------------------------------------------------------------------------------------------------
+_ACTIVE: dict[str, Any] = {}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_status(folder: str, record: dict[str, Any]) -> None:
+    from qwenlong_verl.io_safety import write_json
+
+    try:
+        write_json(os.path.join(folder, STATUS_FILE), record, indent=1, default=str)
+    except OSError as exc:
+        logger.warning("qwenlong-verl: could not write the sweep job status %s: %s", STATUS_FILE, exc)
+
+
+def read_status(folder: str) -> dict[str, Any] | None:
+    import json
+
+    try:
+        with open(os.path.join(folder, STATUS_FILE), encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def job_started(config: Any) -> str | None:
+    """In a sweep job: pin this job's folder (checkpoints, metrics, status) before anything starts; None otherwise."""
+    if not is_multirun(config):
+        return None
+    from omegaconf import OmegaConf
+
+    folder = str(OmegaConf.select(config, "hydra.runtime.output_dir"))
+    os.makedirs(folder, exist_ok=True)
+    os.environ[JOB_DIR_ENV] = folder  # the workers of the Ray cluster this job starts inherit it
+    metrics = os.path.join(folder, METRICS_FILE)
+    inherited = os.environ.get("VERL_FILE_LOGGER_PATH")
+    if inherited and os.path.abspath(inherited) != metrics:
+        logger.warning("qwenlong-verl: VERL_FILE_LOGGER_PATH=%s is shared by every job of the sweep; this job logs "
+                       "to %s", inherited, metrics)
+    os.environ["VERL_FILE_LOGGER_PATH"] = metrics
+    os.environ["VERL_FILE_LOGGER_ROOT"] = folder
+    overrides = OmegaConf.to_container(OmegaConf.select(config, "hydra.overrides.task") or [])
+    _ACTIVE.clear()
+    _ACTIVE.update(folder=folder, t0=time.monotonic(), record={
+        "status": "running", "error": None, "started_at": _now(), "finished_at": None, "wall_s": None,
+        "overrides": overrides, "job_num": OmegaConf.select(config, "hydra.job.num"), "metrics": metrics,
+        "pid": os.getpid()})
+    _write_status(folder, _ACTIVE["record"])
+    return folder
+
+
+def job_finished(status: str, error: BaseException | str | None = None) -> None:
+    """Record the end of the sweep job started by :func:`job_started` (no-op in a single run)."""
+    if not _ACTIVE:
+        return
+    record = dict(_ACTIVE["record"])
+    record["status"] = status
+    if error is not None:
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        record["error"] = text if len(text) <= MAX_ERROR_CHARS else "..." + text[-MAX_ERROR_CHARS:]
+    record["finished_at"] = _now()
+    record["wall_s"] = round(time.monotonic() - _ACTIVE["t0"], 1)
+    _write_status(_ACTIVE["folder"], record)
+    _ACTIVE.clear()
+
+
+def job_ended(job_return: Any) -> None:
+    """Hydra's ``on_job_end``: completed, or failed with the exception the task raised."""
+    try:
+        from hydra.core.utils import JobStatus
+
+        failed = getattr(job_return, "status", None) == JobStatus.FAILED
+    except Exception:  # noqa: BLE001
+        failed = False
+    error = getattr(job_return, "_return_value", None) if failed else None
+    job_finished("failed" if failed else "completed", error)
