@@ -32,7 +32,8 @@ def cluster(tmp_path_factory):
     models = {name: make_model_folder(root / "models", name, tok) for name in MODELS}
     yarn = {name: write_yarn_model(path, root / "models" / f"{name}-yarn") for name, path in models.items()}
     rows = pd.DataFrame({"data_source": ["hotpotqa"] * 2, "prompt_length": [15000, 45000],
-                         "prompt": [[{"role": "user", "content": "q"}]] * 2})
+                         "prompt": [[{"role": "user", "content": "q"}]] * 2,
+                         "extra_info": [{"index": 0, "split": "train"}, {"index": 1, "split": "train"}]})
     rows.to_parquet(root / "train.parquet")
     rows.to_parquet(root / "val.parquet")
     (root / "phase1").mkdir()
@@ -167,7 +168,7 @@ def test_judge_url_is_checked_and_probed(cluster):
 
     base = readme_command(cluster, "DeepSeek-R1-Distill-Qwen-14B", 1, 1, 8)
     typo = [a for a in base if "judge.base_url" not in a] + ["qwenlong.judge.base_url=not-a-url"]
-    assert any(e.startswith("qwenlong.judge.base_url: 'not-a-url' is not an http(s) URL")
+    assert any("qwenlong.judge.base_url='not-a-url' is not an http(s) URL" in e
                for e in _errors(run_preflight(typo, gpu_memory_gib=80, network=False)))
     with FakeOpenAIServer(model="Qwen/Qwen2.5-1.5B-Instruct") as server:
         live = [a for a in base if "judge.base_url" not in a] + [f"qwenlong.judge.base_url={server.base_url}"]
@@ -176,8 +177,12 @@ def test_judge_url_is_checked_and_probed(cluster):
         assert any(f.check == "judge" and "answers" in f.message for f in report.findings)
         port = server.port
     down = [a for a in base if "judge.base_url" not in a] + [f"qwenlong.judge.base_url=http://127.0.0.1:{port}/v1"]
-    assert any(e.startswith("qwenlong.judge.base_url: GET") for e in
-               _errors(run_preflight(down, gpu_memory_gib=80, network=True)))
+    assert any(e.startswith(f"qwenlong.judge.base_url='http://127.0.0.1:{port}/v1': the judge is unreachable")
+               for e in _errors(run_preflight(down, gpu_memory_gib=80, network=True)))
+    with FakeOpenAIServer(model="some-other-model") as server:
+        wrong = [a for a in base if "judge.base_url" not in a] + [f"qwenlong.judge.base_url={server.base_url}"]
+        assert any(e.startswith("qwenlong.judge.model: 'Qwen/Qwen2.5-1.5B-Instruct' is not served") for e in
+                   _errors(run_preflight(wrong, gpu_memory_gib=80, network=True)))
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -236,3 +241,26 @@ def test_pipeline_gpu_commands_pass_preflight(cluster, tmp_path, nnodes):
         assert report.ok, (phase, _errors(report))
         assert report.summary["nodes_x_gpus"] == f"{nnodes}x8"
     assert (tmp_path / "run" / "phase2" / "model_yarn" / ".qwenlong_yarn.json").is_file()
+
+
+def test_pipeline_gpu_checks_both_rl_phases_before_sft(cluster, tmp_path):
+    """A 7B start model with the recipe's SP 8 stops the GPU pipeline in its data stage, before hours of SFT; with
+    the 7B overlay it passes (phase II checked on a YaRN view of the start model)."""
+    from qwenlong_verl.pipeline.options import PipelineError, PipelineOptions
+    from qwenlong_verl.pipeline.runner import StageContext
+    from qwenlong_verl.pipeline.stages import run_data
+
+    root = cluster["root"]
+    common = dict(mode="gpu", model=str(cluster["models"]["Qwen2.5-7B-Instruct"]),
+                  train_data=str(root / "train.parquet"), val_data=str(root / "val.parquet"))
+    ctx = StageContext(options=PipelineOptions(workdir=tmp_path / "a", **common), current="data")
+    ctx.stage_dir().mkdir(parents=True)
+    with pytest.raises(PipelineError) as err:
+        run_data(ctx)
+    text = str(err.value)
+    assert "phase 1: actor_rollout_ref.actor.ulysses_sequence_parallel_size: SP 8 does not divide" in text
+    assert "phase 2: actor_rollout_ref.actor.ulysses_sequence_parallel_size" in text
+    ok = StageContext(options=PipelineOptions(workdir=tmp_path / "b", overrides={"rl": ["+qwenlong_model=qwen_7b"]},
+                                              **common), current="data")
+    ok.stage_dir().mkdir(parents=True)
+    assert run_data(ok)["train"] == str(root / "train.parquet")

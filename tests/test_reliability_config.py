@@ -110,9 +110,6 @@ def test_hydra_guard_stops_before_ray(monkeypatch, caplog):
     import qwenlong_verl.hydra_callbacks as hc
 
     monkeypatch.setattr(hc, "plugin_problems", lambda config=None: [])
-    import qwenlong_verl.preflight.all_checks as preflight
-
-    monkeypatch.setattr(preflight, "driver_findings", lambda config, **kw: [])
     base = {"data": {"max_prompt_length": 10, "max_response_length": 10},
             "actor_rollout_ref": {"rollout": {}}, "trainer": {"v1": {"trainer_mode": "none"}}}
     cfg = OmegaConf.merge(OmegaConf.create(base), config(reward={"qa_metric": "bogus"}))

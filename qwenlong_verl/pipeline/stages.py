@@ -151,7 +151,37 @@ def run_data(ctx: StageContext) -> dict[str, Any]:
             result["sft"] = str(out / "sft.parquet")
             result["sft_conversion"] = stats.as_dict()
     result["phase_sizes"] = phase_sizes(result["train"], o.phase_lengths)
+    if not o.cpu:
+        preflight_rl_phases(ctx, result)
     return result
+
+
+def preflight_rl_phases(ctx: StageContext, data: dict[str, Any]) -> None:
+    """GPU: check both RL phases' main_ppo commands on the start model before SFT spends hours (same architecture as
+    the weights the phases will get): SP vs heads, token budgets, context vs positions (phase II on a YaRN view of
+    the start model), TP, vLLM memory, cluster paths, loggers. A problem stops the pipeline here, named."""
+    import tempfile
+
+    from qwenlong_verl.preflight.all_checks import driver_findings
+    from qwenlong_verl.preflight.verl_validation import compose_main_ppo
+
+    o = ctx.options
+    model = data["model"]
+    if not Path(model).is_dir():
+        logger.warning("stage data: %s is not a local folder: the RL phases are checked when they start", model)
+        return
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="qwenlong_preflight_") as tmp:
+        for phase in (1, 2):
+            start = yarn_model(model, Path(tmp)) if phase == 2 and o.yarn_phase2 else model
+            cmd = rl_command(o, phase, train=data["train"], val=data["val"], model=start,
+                             ckpt=ctx.stage_dir(f"phase{phase}") / "ckpt",
+                             difficulty_out=difficulty_output(ctx.stage_dir(f"phase{phase}")), difficulty_in=None,
+                             judge_url=ctx.judge_url)
+            found = driver_findings(compose_main_ppo(cmd[3:]))
+            problems += [f"phase {phase}: {f.line()}" for f in found if f.level == "error"]
+    if problems:
+        raise PipelineError("stage data: the RL phases would fail on the GPUs:\n  - " + "\n  - ".join(problems))
 
 
 def phase_sizes(train: str, lengths: tuple[int, int], difficulty_file: str | None = None,

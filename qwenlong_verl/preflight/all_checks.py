@@ -63,14 +63,17 @@ def local_gpu_memory_gib() -> float | None:
 
 
 def qwenlong_rule_findings(config: DictConfig) -> list[Finding]:
-    """The sampling subsystem's own driver-side rules (phase bounds, retrospective input file)."""
+    """Our own options: every ``qwenlong.*`` key known, typed and in range, the judge URL well formed
+    (``config_checks``); then the sampling subsystem's driver-side rules (phase bounds, retrospective input file)."""
     from qwenlong_verl.config import QwenLongConfigError
+    from qwenlong_verl.config_checks import check_qwenlong_options
     from qwenlong_verl.sampling.options import validate_run_config
 
-    try:
-        validate_run_config(config)
-    except QwenLongConfigError as exc:
-        return [Finding("error", "qwenlong", "qwenlong", str(exc))]
+    for check in (check_qwenlong_options, validate_run_config):
+        try:
+            check(config)
+        except QwenLongConfigError as exc:
+            return [Finding("error", "qwenlong", "qwenlong", str(exc))]
     return []
 
 

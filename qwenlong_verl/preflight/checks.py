@@ -12,7 +12,6 @@ import math
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from qwenlong_verl.preflight.findings import Finding
 from qwenlong_verl.preflight.model_facts import ModelFacts
@@ -395,39 +394,30 @@ def check_loggers(cfg: dict[str, Any]) -> list[Finding]:
                     "+ray_kwargs.ray_init.runtime_env.env_vars.WANDB_API_KEY=...), or trainer.logger=[console,file]")]
 
 
-def check_judge_url(cfg: dict[str, Any]) -> list[Finding]:
-    """``qwenlong.judge.base_url`` must be an http(s) URL: a typo would silently give a rule-only run."""
+def probe_judge(cfg: dict[str, Any], timeout_s: float = 5.0) -> list[Finding]:
+    """The judge answers from where the run starts (``config_checks.probe_judge``, the guard's probe), and serves
+    ``qwenlong.judge.model`` (a wrong name fails every call, which would leave a rule-only run)."""
+    from qwenlong_verl.config import QwenLongConfigError
+    from qwenlong_verl.config_checks import models_url
+    from qwenlong_verl.config_checks import probe_judge as probe
+
     url = sel(cfg, "qwenlong.judge.base_url")
     if not url:
         return []
-    parts = urlsplit(str(url))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return [Finding("error", "judge", "qwenlong.judge.base_url",
-                        f"{url!r} is not an http(s) URL with a host",
-                        "qwenlong.judge.base_url=http://JUDGE_HOST:8000/v1 (or null for a rule-only reward)")]
-    return []
-
-
-def probe_judge(cfg: dict[str, Any], timeout_s: float = 5.0) -> list[Finding]:
-    """One ``GET {base_url}/models`` to the judge: it must answer from where the run starts."""
-    url = sel(cfg, "qwenlong.judge.base_url")
-    if not url or check_judge_url(cfg):
-        return []
+    try:
+        probe(cfg, timeout_s)
+    except QwenLongConfigError as exc:
+        return [Finding("error", "judge", "qwenlong.judge.base_url", str(exc))]
     import httpx
 
-    target = str(url).rstrip("/") + "/models"
     try:
-        resp = httpx.get(target, timeout=timeout_s)
-        resp.raise_for_status()
-        names = [m.get("id") for m in resp.json().get("data", [])]
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-        return [Finding("error", "judge", "qwenlong.judge.base_url", f"GET {target} failed: {exc}",
-                        "start the judge (recipes/serve_judge.sh) on a host every node reaches, or "
-                        "qwenlong.judge.base_url=null for a rule-only reward")]
+        names = [m.get("id") for m in httpx.get(models_url(str(url)), timeout=timeout_s).json().get("data", [])]
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return [Finding("info", "judge", "qwenlong.judge.base_url", f"{url} answers (no model list)")]
     model = sel(cfg, "qwenlong.judge.model")
     if model and names and model not in names:
         return [Finding("error", "judge", "qwenlong.judge.model", f"{model!r} is not served at {url} (it serves "
-                        f"{names})", f"qwenlong.judge.model={names[0]}")]
+                        f"{names}): every judge call would fail", f"qwenlong.judge.model={names[0]}")]
     return [Finding("info", "judge", "qwenlong.judge.base_url", f"{url} answers, serving {names}")]
 
 
@@ -440,4 +430,4 @@ def model_checks(cfg: dict[str, Any], facts: ModelFacts, gpu_memory_gib: float) 
 def config_checks(cfg: dict[str, Any]) -> list[Finding]:
     """Every check that needs only the config (and the local files it names)."""
     return (check_context_window(cfg) + check_token_budgets(cfg) + check_rope_agreement(cfg) + check_batch_split(cfg) + check_files(cfg)
-            + check_cluster_paths(cfg) + check_loggers(cfg) + check_judge_url(cfg))
+            + check_cluster_paths(cfg) + check_loggers(cfg))

@@ -26,7 +26,7 @@ class Finding:
     fix: str = ""
 
     def line(self) -> str:
-        text = f"{self.key}: {self.message}"
+        text = self.message if self.message.startswith(self.key) else f"{self.key}: {self.message}"
         return f"{text}. Fix: {self.fix}" if self.fix else text
 
     def to_dict(self) -> dict[str, Any]:
