@@ -1,0 +1,242 @@
+"""Hydra sweeps of verl's main_ppo through hydra-submitit-launcher (+qwenlong_sweep=local|slurm) and sweep-report.
+
+One real sweep on the CPU backend (3 points, one invalid: the two good jobs finish in their own processes and folders,
+the bad one is a failed row), the guard under Hydra's basic launcher, a dry composition of the SLURM overlay, and the
+report on hand-made job folders (a killed job, a job still running)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from e2e_utils import CPU_ENV
+
+from qwenlong_verl.commands.sweep_report import REPORT_JSON, REPORT_MD, REWARD_PNG, build_report, write_report
+from qwenlong_verl.sweep import JOB_DIR_ENV, STATUS_FILE
+
+MAIN_PPO = [sys.executable, "-m", "verl.trainer.main_ppo"]
+RAY_STARTED = ("Started a local Ray instance", "ray init kwargs", "TaskRunner")
+
+
+def _compose(overrides: list[str]):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
+        return compose("ppo_trainer", overrides=overrides, return_hydra_config=True)
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qwenlong_verl.cli", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=180)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The guard
+# ---------------------------------------------------------------------------------------------------------------
+def test_basic_launcher_multirun_is_refused_naming_the_launcher(tmp_path):
+    proc = subprocess.run([*MAIN_PPO, "-m", "+recipe=qwenlong_phase1", "actor_rollout_ref.actor.optim.lr=1e-6,2e-6"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Hydra's default basic launcher runs every job in this one process" in out, out[-2000:]
+    assert "+qwenlong_sweep=local" in out and "hydra/launcher=submitit_local" in out
+    assert not any(s in out for s in RAY_STARTED), out[-2000:]
+    assert not list(tmp_path.glob("multirun/*/*/*/.hydra")), "no job may start"
+
+
+def test_only_shared_process_launchers_are_refused():
+    from omegaconf import OmegaConf
+
+    from qwenlong_verl.sweep import shared_process_reason
+
+    def cfg(target):
+        return OmegaConf.create({"hydra": {"launcher": {"_target_": target}}})
+
+    assert shared_process_reason(cfg("hydra._internal.core_plugins.basic_launcher.BasicLauncher"))
+    assert shared_process_reason(cfg("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"))
+    for isolating in ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+                      "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+                      "hydra_plugins.qwenlong_verl_searchpath.qwenlong_sweep_plugins.QwenLongLocalLauncher"):
+        assert shared_process_reason(cfg(isolating)) is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Composition: the job folder default, the overlays
+# ---------------------------------------------------------------------------------------------------------------
+def test_checkpoint_folder_is_verls_in_a_single_run_and_the_job_folder_in_a_sweep(monkeypatch, tmp_path):
+    from omegaconf import OmegaConf
+
+    cfg = _compose(["+recipe=qwenlong_phase1"])
+    monkeypatch.delenv(JOB_DIR_ENV, raising=False)
+    assert OmegaConf.select(cfg, "trainer.default_local_dir") == "checkpoints/qwenlong_verl/qwenlong_phase1"
+    monkeypatch.setenv(JOB_DIR_ENV, str(tmp_path / "3"))  # what the guard sets in a sweep job (Ray workers inherit)
+    assert OmegaConf.select(cfg, "trainer.default_local_dir") == str(
+        tmp_path / "3" / "checkpoints/qwenlong_verl/qwenlong_phase1")
+    cfg = _compose(["+recipe=qwenlong_phase1", "trainer.default_local_dir=/data/run1"])
+    assert OmegaConf.select(cfg, "trainer.default_local_dir") == "/data/run1"  # an absolute path is kept
+
+
+def test_local_overlay_selects_the_isolating_launcher():
+    from omegaconf import OmegaConf
+
+    cfg = _compose(["+recipe=qwenlong_phase1", "+qwenlong_sweep=local"])
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("qwenlong_sweep_plugins.QwenLongLocalLauncher")
+    assert launcher["max_parallel"] == 1
+    assert launcher["gpus_per_node"] == 8  # trainer.n_gpus_per_node of the recipe
+    assert "qwenlong_guard" in cfg.hydra.callbacks
+
+
+def test_slurm_overlay_composes_into_a_valid_submitit_sbatch(tmp_path, monkeypatch):
+    """SLURM cannot run here: compose the overlay, instantiate submitit_slurm's launcher from it, and let submitit
+    write the sbatch script (a stand-in `srun` on PATH satisfies its check that it runs on a cluster)."""
+    import submitit
+    from hydra.utils import instantiate
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf, open_dict
+
+    cfg = _compose(["+recipe=qwenlong_phase1", "+qwenlong_sweep=slurm", "trainer.nnodes=4",
+                    "hydra.launcher.partition=gpu", "hydra.launcher.account=proj"])
+    with open_dict(cfg):
+        cfg.hydra.sweep.dir = str(tmp_path / "sweep")
+        cfg.hydra.job.name = "main_ppo"
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"
+    params = dict(launcher.params)
+    assert params["gpus_per_node"] == 8 and params["additional_parameters"]["nodes"] == 4
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    # exactly what BaseSubmititLauncher.launch does with its params
+    executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    sbatch = executor._executor._make_submission_file_text("python -u -m submitit.core._submit /x", "uid")
+    for line in ("#SBATCH --nodes=4", "#SBATCH --gpus-per-node=8", "#SBATCH --partition=gpu",
+                 "#SBATCH --account=proj", "#SBATCH --ntasks-per-node=1", "#SBATCH --time=4320"):
+        assert line in sbatch, sbatch
+    assert sbatch.count("#SBATCH --nodes=") == 1
+    assert executor._executor._num_tasks() == 1  # one verl driver per job
+    setup = sbatch[sbatch.index("# setup"):sbatch.index("# command")]
+    assert "ray start --head" in setup and "ray start --address" in setup and "--num-gpus=8" in setup
+    assert "export RAY_ADDRESS=" in setup
+    proc = subprocess.run(["bash", "-n"], input=sbatch, text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sweep-report on hand-made job folders
+# ---------------------------------------------------------------------------------------------------------------
+def _job(root: Path, num: int, value: str, status: dict | None, rewards: list[float] | None) -> Path:
+    job = root / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["+recipe=qwenlong_phase1", f"x.lr={value}"]))
+    if status is not None:
+        (job / STATUS_FILE).write_text(json.dumps({"job_num": num, **status}))
+    if rewards is not None:
+        (job / "metrics.jsonl").write_text("".join(json.dumps(
+            {"step": i + 1, "data": {"critic/score/mean": r, "qwenlong/reward/acc_mean": r / 2,
+                                     "response_length/mean": 10.0 + i, "qwenlong/judge/call_rate": 0.5}}) + "\n"
+            for i, r in enumerate(rewards)))
+    return job
+
+
+def test_report_rows_for_finished_failed_killed_and_running_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    _job(sweep, 0, "1e-6", {"status": "completed", "wall_s": 12.5}, [0.1, 0.4, 0.3])
+    _job(sweep, 1, "2e-6", {"status": "failed", "error": "Traceback...\nValueError: bad lr", "wall_s": 3.0}, None)
+    _job(sweep, 2, "3e-6", None, None)  # killed before the guard wrote anything
+    _job(sweep, 3, "4e-6", {"status": "running"}, [0.2])
+    report, paths = write_report(sweep, sweep)
+    rows = report["jobs"]
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]
+    assert report["swept_keys"] == ["x.lr"]
+    assert [r["swept"]["x.lr"] for r in rows] == ["1e-6", "2e-6", "3e-6", "4e-6"]
+    assert rows[0]["status"] == "completed" and rows[0]["final"]["reward"] == 0.3
+    assert rows[0]["best"]["reward"] == 0.4 and rows[0]["best"]["reward_step"] == 2
+    assert rows[0]["final"]["acc"] == 0.15 and rows[0]["final"]["response_length"] == 12.0
+    assert rows[1]["status"] == "failed" and "ValueError: bad lr" in rows[1]["error"]
+    assert rows[2]["status"] == "unknown" and "killed" in rows[2]["error"]
+    assert rows[3]["status"] == "running" and rows[3]["steps"] == 1
+    md = Path(paths["md"]).read_text()
+    assert "ValueError: bad lr" in md and "| x.lr |" in md.replace("job | x.lr", "| x.lr")
+    assert Path(paths["png"]).stat().st_size > 0
+    assert json.loads(Path(paths["json"]).read_text())["counts"] == {"completed": 1, "failed": 1, "unknown": 1,
+                                                                      "running": 1}
+
+
+def test_report_command_errors_in_one_line(tmp_path):
+    proc = _cli(["sweep-report", tmp_path / "missing"], tmp_path)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = _cli(["sweep-report", tmp_path / "empty"], tmp_path)
+    assert proc.returncode == 2 and "no Hydra job folder" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The real sweep
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.e2e
+def test_local_sweep_runs_each_point_in_its_own_process_and_folder(demo_data, tmp_path, e2e_lock):
+    sweep = tmp_path / "sweep"
+    args = [*MAIN_PPO, "-m", "+recipe=qwenlong_phase1", "+qwenlong_env=cpu", "+qwenlong_sweep=local",
+            f"data.train_files={demo_data.train}", f"data.val_files={demo_data.val}",
+            f"actor_rollout_ref.model.path={demo_data.model}", "trainer.total_training_steps=1",
+            "trainer.experiment_name=e2e",
+            "algorithm.filter_groups.enable=false",  # as the foundation test: the untrained model solves nothing
+            f"hydra.sweep.dir={sweep}",
+            "actor_rollout_ref.actor.clip_ratio_high=0.24,abc,0.28"]  # 'abc': verl fails on it mid-job
+    env = {k: v for k, v in os.environ.items() if k not in ("VERL_FILE_LOGGER_PATH", "VERL_FILE_LOGGER_ROOT",
+                                                            JOB_DIR_ENV)}
+    proc = subprocess.run(args, cwd=tmp_path, env={**env, **CPU_ENV}, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    (tmp_path / "sweep.log").write_text(proc.stdout)
+    tail = proc.stdout[-4000:]
+    assert proc.returncode != 0, tail  # Hydra reports the failed point at the end of the sweep
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "qwenlong_verl").exists()
+
+    jobs = {v: sweep / str(i) for i, v in enumerate(("0.24", "abc", "0.28"))}
+    status = {v: json.loads((d / STATUS_FILE).read_text()) for v, d in jobs.items()}
+    assert [status[v]["status"] for v in jobs] == ["completed", "failed", "completed"], (status, tail)
+    assert "TypeError" in status["abc"]["error"]
+    assert len({status[v]["pid"] for v in jobs} | {os.getpid()}) == 4  # every job its own process
+
+    logs = {p: p.read_text(errors="replace") for p in sweep.glob(".submitit/*/*_log.out")}
+    for value in ("0.24", "0.28"):
+        job = jobs[value]
+        # the logged config holds this job's value, in Hydra's record and in the config verl resolved on its worker
+        cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        assert cfg["actor_rollout_ref"]["actor"]["clip_ratio_high"] == float(value)
+        log = next(t for t in logs.values() if f"'default_local_dir': '{job}/checkpoints" in t)
+        assert f"'clip_ratio_high': {value}," in log
+        assert f"Creating file logger at {job}/metrics.jsonl" in log
+        # its own outputs: metrics, difficulty file (next to its checkpoints), nothing of the other job
+        steps = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        assert [s["step"] for s in steps] == [1]
+        assert (job / "checkpoints" / "qwenlong_verl" / "e2e" / "qwenlong_difficulty.json").is_file()
+        assert status[value]["wall_s"] > 0
+
+    proc = _cli(["sweep-report", sweep], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((sweep / REPORT_JSON).read_text())
+    assert report["swept_keys"] == ["actor_rollout_ref.actor.clip_ratio_high"]
+    rows = {r["swept"]["actor_rollout_ref.actor.clip_ratio_high"]: r for r in report["jobs"]}
+    assert set(rows) == {"0.24", "abc", "0.28"}
+    for value in ("0.24", "0.28"):
+        assert rows[value]["status"] == "completed" and rows[value]["steps"] == 1
+        assert rows[value]["final"]["reward"] is not None and rows[value]["final"]["response_length"] > 0
+        assert rows[value]["final"]["acc"] is not None
+    assert rows["abc"]["status"] == "failed" and "TypeError" in rows["abc"]["error"]
+    md = (sweep / REPORT_MD).read_text()
+    assert "| abc | failed |" in md and "TypeError" in md
+    assert (sweep / REWARD_PNG).stat().st_size > 0
+    assert build_report(sweep)["counts"] == {"completed": 2, "failed": 1}
