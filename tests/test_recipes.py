@@ -99,7 +99,8 @@ def test_multirun_fails_fast_with_advice(tmp_path):
     proc = _run(["-m", "+recipe=qwenlong_phase1", "actor_rollout_ref.actor.optim.lr=1e-6,2e-6"], tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "Hydra multirun (-m) is not supported" in out
+    assert "Hydra multirun (-m) needs a launcher that runs every job in its own process" in out
+    assert "+qwenlong_sweep=local" in out  # the launcher to use (tests/test_sweeps.py runs a real sweep)
     assert not any(s in out for s in RAY_STARTED), out[-2000:]
 
 
