@@ -156,6 +156,17 @@ def test_wandb_without_credentials_fails(cluster, monkeypatch, tmp_path):
     assert run_preflight(args, gpu_memory_gib=80, network=False).ok
 
 
+def test_file_logger_path_must_be_forwarded_to_a_cluster(cluster, monkeypatch, tmp_path):
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(tmp_path / "metrics.jsonl"))
+    args = readme_command(cluster, "DeepSeek-R1-Distill-Qwen-14B", 1, 4, 8)
+    warned = [f for f in run_preflight(args, gpu_memory_gib=80, network=False).findings if f.check == "loggers"]
+    assert warned and warned[0].fix == f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={tmp_path}/" \
+                                       "metrics.jsonl"
+    forwarded = args + [f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={tmp_path}/m.jsonl"]
+    assert not [f for f in run_preflight(forwarded, gpu_memory_gib=80, network=False).findings
+                if f.check == "loggers"]
+
+
 def test_small_gpus_fail_the_kv_cache_estimate(cluster):
     args = readme_command(cluster, "DeepSeek-R1-Distill-Qwen-32B", 2, 1, 8)
     report = run_preflight(args, gpu_memory_gib=40, network=False)  # 0.5 x 40 GiB - 16 GiB weights at TP 4

@@ -379,16 +379,26 @@ def check_cluster_paths(cfg: dict[str, Any]) -> list[Finding]:
 
 
 def check_loggers(cfg: dict[str, Any]) -> list[Finding]:
-    """wandb in ``trainer.logger`` needs credentials or an offline mode, else the TaskRunner stops at login."""
+    """wandb in ``trainer.logger`` needs credentials or an offline mode, else the TaskRunner stops at login; on a
+    cluster the file logger's location must be forwarded through verl's ``runtime_env``."""
     loggers = _as_list(sel(cfg, "trainer.logger", []))
+    out = []
+    forwarded = sel(cfg, "ray_kwargs.ray_init.runtime_env.env_vars", {}) or {}
+    remote = bool(sel(cfg, "ray_kwargs.ray_init.address")) or layout(cfg)[0] > 1
+    for var in ("VERL_FILE_LOGGER_PATH", "VERL_FILE_LOGGER_ROOT"):
+        if "file" in loggers and remote and os.environ.get(var) and var not in forwarded:
+            out.append(Finding("warning", "loggers", "ray_kwargs.ray_init.runtime_env.env_vars",
+                               f"{var} is set here but not forwarded: verl's file logger runs in the TaskRunner, on "
+                               "any node of the cluster, where this environment does not reach",
+                               f"+ray_kwargs.ray_init.runtime_env.env_vars.{var}={os.environ[var]}"))
     if "wandb" not in loggers:
-        return []
+        return out
     mode = os.environ.get("WANDB_MODE", "")
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
     has_netrc = netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="replace")
     if os.environ.get("WANDB_API_KEY") or mode in ("offline", "disabled", "dryrun") or has_netrc:
-        return []
-    return [Finding("error", "loggers", "trainer.logger",
+        return out
+    return out + [Finding("error", "loggers", "trainer.logger",
                     "wandb is listed but no WANDB_API_KEY, `wandb login` (~/.netrc) or WANDB_MODE=offline is set",
                     "export WANDB_API_KEY=... (forward it to a running Ray cluster with "
                     "+ray_kwargs.ray_init.runtime_env.env_vars.WANDB_API_KEY=...), or trainer.logger=[console,file]")]
