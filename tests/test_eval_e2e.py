@@ -158,6 +158,7 @@ def test_end_to_end_report_and_rerun(tmp_path, bench, tiny_model_dir, tiny_token
         assert sorted((r["id"], r["sample"]) for r in recs) == sorted((r.id, s) for r in rows for s in (0, 1))
         h5 = next(r for r in recs if r["id"] == "h5")
         assert h5["input_truncated"] and h5["input_tokens"] > BUDGET >= h5["input_tokens_sent"]
+        assert all(r["input_tokens_exact"] for r in recs if not r["input_truncated"])  # estimated only when cut
         assert all(r["response_tokens"] > 0 for r in recs)
         md = (out / "report.md").read_text()
         assert "| hotpotqa | 6 | 12 | 66.7 | 50.0 | 16.7 |" in md

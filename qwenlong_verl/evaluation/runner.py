@@ -288,6 +288,7 @@ async def run_eval(
             "response": comp.text,
             "finish_reason": comp.finish_reason,
             "input_tokens": prompt.original_tokens if prompt.original_tokens >= 0 else None,
+            "input_tokens_exact": prompt.original_exact,  # False: estimated from the truncation windows
             "input_tokens_sent": prompt.tokens if prompt.tokens >= 0 else None,
             "input_truncated": prompt.truncated,
             "prompt_tokens": comp.prompt_tokens,
