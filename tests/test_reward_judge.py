@@ -209,7 +209,7 @@ def test_unexpected_error_is_a_failure(server, monkeypatch):
     async def broken(*args, **kwargs):
         raise TypeError("boom")
 
-    monkeypatch.setattr(client, "_post", broken)
+    monkeypatch.setattr(client, "_send", broken)
     v = _run(_judge_all(client, [("q", "a", "g")]))[0]
     assert not v.ok and "internal" in v.error and client.stats.failures == 1
 

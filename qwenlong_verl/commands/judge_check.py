@@ -121,7 +121,7 @@ def probe(base_url: str, timeout_s: float, api_key: str | None = None) -> list[s
         url = url[: -len("/chat/completions")]
     req = urllib.request.Request(url + "/models", headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
     try:
-        # no proxy from the environment, like the judge client (aiohttp does not read it either)
+        # no proxy from the environment, like the judge client (qwenlong_verl.openai_client)
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=timeout_s) as resp:
             payload = json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError:

@@ -1,27 +1,24 @@
-"""A small async client for an OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM's server in production).
+"""The eval model client for an OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM's server in production).
 
 One request per sample (``n=1``): each (row, sample) pair is then its own unit of resume, and vLLM's prefix caching
-shares the prompt's prefill between the samples of a row anyway. Transient failures (connection errors, timeouts,
-HTTP 408/409/429/5xx, an unreadable body) are retried with exponential backoff; other HTTP errors (a prompt longer
-than the server's context, a wrong model name) fail at once with the server's message.
+shares the prompt's prefill between the samples of a row anyway. Requests go through the package's one OpenAI client
+(:mod:`qwenlong_verl.openai_client`, the judge's too): transient failures (connection errors, timeouts, HTTP
+408/409/429/5xx, an unreadable body) are retried with exponential backoff; other HTTP errors (a prompt longer than
+the server's context, a wrong model name) fail at once with the server's message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import random
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from qwenlong_verl.io_safety import redact_url, redact_url_text
+from qwenlong_verl.openai_client import OpenAIChatTransport, RequestFailed, RetryPolicy, chat_completions_url
 
 logger = logging.getLogger(__name__)
-
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 class ChatRequestError(RuntimeError):
@@ -44,7 +41,8 @@ class ChatOptions:
     timeout_s: float = 1800.0  # a 10K-token answer over a 120K prompt can take many minutes
     connect_timeout_s: float = 10.0
     max_retries: int = 4
-    backoff_s: float = 1.0
+    backoff_s: float = 1.0  # first retry delay; doubles each retry (at most max_backoff_s), with +-25% jitter
+    max_backoff_s: float = 30.0
     max_connections: int = 64
     extra_body: dict[str, Any] | None = None  # e.g. {"top_k": 20} for vLLM
 
@@ -62,12 +60,7 @@ class ChatOptions:
 
     @property
     def url(self) -> str:
-        base = self.endpoint.rstrip("/")
-        if base.endswith("/chat/completions"):
-            return base
-        if base.endswith("/v1"):
-            return base + "/chat/completions"
-        return base + "/v1/chat/completions"
+        return chat_completions_url(self.endpoint, add_v1=True)
 
 
 @dataclass(frozen=True)
@@ -111,17 +104,11 @@ class ChatClient:
 
     def __init__(self, options: ChatOptions, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.options = options
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(options.api_key_env) if options.api_key_env else None
-        if options.api_key_env and not key:
-            logger.warning("the API key variable %s is not set; sending requests without a key", options.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        limits = httpx.Limits(max_connections=options.max_connections,
-                              max_keepalive_connections=options.max_connections)
-        timeout = httpx.Timeout(options.timeout_s, connect=options.connect_timeout_s)
-        self._client = httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits, transport=transport)
-        self._rng = random.Random()
+        self._http = OpenAIChatTransport(
+            options.url, api_key_env=options.api_key_env, max_connections=options.max_connections,
+            timeout_s=options.timeout_s, connect_timeout_s=options.connect_timeout_s,
+            retry=RetryPolicy(options.max_retries, options.backoff_s, options.max_backoff_s),
+            warn_missing_key=True, transport=transport)
 
     async def __aenter__(self) -> ChatClient:
         return self
@@ -130,7 +117,7 @@ class ChatClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     def body(self, user_message: str, sample: int) -> dict[str, Any]:
         o = self.options
@@ -149,30 +136,16 @@ class ChatClient:
         return body
 
     async def complete(self, user_message: str, sample: int = 0) -> Completion:
-        body = self.body(user_message, sample)
         o = self.options
-        last = ""
-        for attempt in range(o.max_retries + 1):
-            if attempt:
-                delay = o.backoff_s * 2 ** (attempt - 1) * (0.5 + self._rng.random())
-                await asyncio.sleep(delay)
-            try:
-                resp = await self._client.post(o.url, json=body)
-            except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                logger.debug("chat request attempt %d failed: %s", attempt + 1, last)
-                continue
-            if resp.status_code != 200:
-                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
-                if resp.status_code in RETRY_STATUS:
-                    logger.debug("chat request attempt %d failed: %s", attempt + 1, last)
-                    continue
-                raise ChatRequestError(f"{redact_url(o.url)} refused the request: {last}", retryable=False)
-            try:
-                text, finish, p_tok, c_tok = parse_completion(resp.json())
-            except ValueError as exc:  # a garbage body (JSONDecodeError is a ValueError too)
-                last = f"bad response body: {exc}"
-                continue
-            return Completion(text, finish, p_tok, c_tok, attempt + 1)
-        raise ChatRequestError(f"{redact_url(o.url)}: gave up after {o.max_retries + 1} attempts; last error: "
-                               f"{redact_url_text(last)}", retryable=True)
+        try:
+            reply = await self._http.post(self.body(user_message, sample), parse_completion)
+        except RequestFailed as exc:
+            last = exc.last
+            what = f"HTTP {last.status}: {last.text[:300]}" if last.status is not None else str(last)
+            if not exc.retryable:
+                raise ChatRequestError(f"{redact_url(o.url)} refused the request: {redact_url_text(what)}",
+                                       retryable=False) from None
+            raise ChatRequestError(f"{redact_url(o.url)}: gave up after {o.max_retries + 1} attempts; last error: "
+                                   f"{redact_url_text(what)}", retryable=True) from None
+        text, finish, p_tok, c_tok = reply.value
+        return Completion(text, finish, p_tok, c_tok, reply.attempts)

@@ -14,10 +14,11 @@ modes (``JudgeOptions.mode``):
 A reply without a clear verdict is a counted failure (``parse_failed``), apart from transport failures.
 
 One :class:`JudgeClient` per worker process and endpoint (:meth:`JudgeClient.shared`) bounds the concurrent HTTP
-requests with a semaphore, answers identical (question, answer, gold) requests once (a cache of verdicts plus
-joining requests already in flight: the G rollouts of a group often agree), retries timeouts, dropped connections,
-HTTP 408/429/5xx and unreadable bodies with exponential backoff, and never raises: a request that finally fails
-returns a verdict with ``ok=False`` and is counted in :attr:`JudgeClient.stats`.
+requests, answers identical (question, answer, gold) requests once (a cache of verdicts plus joining requests already
+in flight: the G rollouts of a group often agree), retries timeouts, dropped connections, HTTP 408/409/429/5xx and
+unreadable bodies with exponential backoff (the package's one OpenAI client and retry policy:
+:mod:`qwenlong_verl.openai_client`), and never raises: a request that finally fails returns a verdict with
+``ok=False`` and is counted in :attr:`JudgeClient.stats`.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import random
 import re
 import threading
 import time
@@ -36,8 +35,13 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import aiohttp
-
+from qwenlong_verl.openai_client import (
+    AttemptError,
+    OpenAIChatTransport,
+    RequestFailed,
+    RetryPolicy,
+    chat_completions_url,
+)
 from qwenlong_verl.reward.rule import strip_special_tokens
 
 logger = logging.getLogger(__name__)
@@ -251,8 +255,7 @@ class JudgeOptions:
 
     @property
     def url(self) -> str:
-        base = (self.base_url or "").rstrip("/")
-        return base if base.endswith("/chat/completions") else f"{base}/chat/completions"
+        return chat_completions_url(self.base_url or "")
 
 
 @dataclass
@@ -300,14 +303,6 @@ class JudgeStats:
         return asdict(self)
 
 
-class _TransientError(Exception):
-    """Worth retrying: timeout, connection drop, 408/429/5xx, unreadable body."""
-
-
-class _FatalError(Exception):
-    """Not worth retrying: other 4xx, or a well-formed reply without a verdict."""
-
-
 class JudgeClient:
     """See the module docstring. Use one per process and endpoint via :meth:`shared`; ``await judge(...)``."""
 
@@ -321,10 +316,12 @@ class JudgeClient:
         self.stats = JudgeStats()
         self._cache: OrderedDict[str, tuple[bool, str]] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._semaphore: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Future] = {}
-        self._rng = random.Random()
+        # the HTTP side (connections, concurrency bound, retries): per event loop inside the transport
+        self._http = OpenAIChatTransport(
+            options.url, api_key_env=options.api_key_env, max_connections=options.max_concurrency,
+            timeout_s=options.timeout_s, retry=RetryPolicy(options.max_retries, options.backoff_s,
+                                                           options.max_backoff_s))
         self._logprobs_unsupported = False  # logprob mode: the server ignored logprobs once; use generate mode
 
     @classmethod
@@ -341,20 +338,15 @@ class JudgeClient:
     # -- per-event-loop state ----------------------------------------------------------------------------------------
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        if loop is self._loop and self._session is not None and not self._session.closed:
+        if loop is self._loop:
             return
-        # aiohttp sessions and asyncio primitives belong to one loop; a new loop (e.g. a second asyncio.run)
-        # gets fresh ones. The verdict cache is plain data and carries over.
+        # in-flight futures belong to one loop, like the transport's connections and semaphore; a new loop (e.g. a
+        # second asyncio.run) gets fresh ones. The verdict cache is plain data and carries over.
         self._loop = loop
-        connector = aiohttp.TCPConnector(limit=self.options.max_concurrency, limit_per_host=0, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector)
-        self._semaphore = asyncio.Semaphore(self.options.max_concurrency)
         self._inflight = {}
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        await self._http.aclose()
 
     async def __aenter__(self) -> JudgeClient:
         return self
@@ -450,7 +442,7 @@ class JudgeClient:
                     return self._success(verdict, attempts, start)
             reply, n = await self._send(self._body(self.messages(question, answer, gold), opts.max_tokens))
             attempts += n
-        except _Failed as exc:
+        except RequestFailed as exc:
             attempts += exc.attempts
             self.stats.failures += 1
             self.stats.transport_failures += 1
@@ -504,69 +496,24 @@ class JudgeClient:
                             p_yes=share)
 
     async def _send(self, body: dict[str, Any]) -> tuple[_Reply, int]:
-        """POST ``body`` with retries; (reply, attempts), or :class:`_Failed` with the last error."""
-        opts = self.options
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(opts.api_key_env) if opts.api_key_env else None
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        last_error = "no attempt made"
-        attempts = 0
-        for attempt in range(opts.max_retries + 1):
-            if attempt:
-                self.stats.retries += 1
-                delay = min(opts.backoff_s * 2 ** (attempt - 1), opts.max_backoff_s)
-                await asyncio.sleep(delay * self._rng.uniform(0.75, 1.25))
-            attempts += 1
+        """POST ``body`` with the package's retry policy; (reply, attempts), or
+        :class:`~qwenlong_verl.openai_client.RequestFailed` with the last error."""
+        def on_attempt(k: int) -> None:
+            self.stats.retries += int(k > 0)
             self.stats.attempts += 1
             self.stats.completion_tokens_requested += int(body["max_tokens"])
-            try:
-                reply = await self._post(body, headers)
-            except _TransientError as exc:
-                last_error = str(exc)
-                self._count_error(last_error.split(":", 1)[0])
-                logger.debug("judge attempt %d/%d failed: %s", attempt + 1, opts.max_retries + 1, exc)
-                continue
-            except _FatalError as exc:
-                last_error = str(exc)
-                self._count_error(last_error.split(":", 1)[0])
-                break
-            if reply.completion_tokens is None:
-                self.stats.usage_missing += 1
-            else:
-                self.stats.completion_tokens_received += reply.completion_tokens
-            return reply, attempts
-        raise _Failed(last_error, attempts)
 
-    async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> _Reply:
-        assert self._session is not None and self._semaphore is not None
-        timeout = aiohttp.ClientTimeout(total=self.options.timeout_s or None)
-        async with self._semaphore:  # held for the HTTP exchange only, not during backoff
-            try:
-                async with self._session.post(self.options.url, json=body, headers=headers, timeout=timeout) as resp:
-                    raw = await resp.read()
-                    status = resp.status
-            except asyncio.TimeoutError as exc:
-                raise _TransientError(f"timeout: no reply within {self.options.timeout_s}s") from exc
-            except aiohttp.ClientError as exc:
-                raise _TransientError(f"connection: {type(exc).__name__}: {exc}") from exc
-        if status == 408 or status == 429 or status >= 500:
-            raise _TransientError(f"http {status}: {raw[:200]!r}")
-        if status >= 400:
-            raise _FatalError(f"http {status}: {raw[:200]!r}")
-        try:
-            payload = json.loads(raw)
-            choice = payload["choices"][0]
-            content = choice["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise _TransientError(f"bad body: {raw[:200]!r}") from exc
-        if not isinstance(content, str):
-            raise _TransientError(f"bad body: content is {type(content).__name__}")
-        usage = payload.get("usage") if isinstance(payload, dict) else None
-        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
-        return _Reply(content=content, top_logprobs=_first_token_candidates(choice.get("logprobs")),
-                      completion_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None,
-                      finish_reason=choice.get("finish_reason"))
+        def on_error(exc: AttemptError) -> None:
+            self._count_error(exc.kind)
+
+        self._bind_loop()
+        result = await self._http.post(body, _parse_reply, on_attempt=on_attempt, on_error=on_error)
+        reply = result.value
+        if reply.completion_tokens is None:
+            self.stats.usage_missing += 1
+        else:
+            self.stats.completion_tokens_received += reply.completion_tokens
+        return reply, result.attempts
 
 
 @dataclass
@@ -577,13 +524,20 @@ class _Reply:
     finish_reason: str | None
 
 
-class _Failed(Exception):
-    """No usable reply after all attempts."""
-
-    def __init__(self, error: str, attempts: int) -> None:
-        super().__init__(error)
-        self.error = error
-        self.attempts = attempts
+def _parse_reply(payload: Any) -> _Reply:
+    """The judge's reply from a chat-completion body; raises (a retried ``bad body``) when it holds no text."""
+    try:
+        choice = payload["choices"][0]
+        content = choice["message"]["content"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ValueError(f"{json.dumps(payload)[:200]!r}") from exc
+    if not isinstance(content, str):
+        raise ValueError(f"content is {type(content).__name__}")
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return _Reply(content=content, top_logprobs=_first_token_candidates(choice.get("logprobs")),
+                  completion_tokens=tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None,
+                  finish_reason=choice.get("finish_reason"))
 
 
 def _first_token_candidates(logprobs: object) -> list[tuple[str, float]] | None:

@@ -1,0 +1,237 @@
+"""The one HTTP client of this package for OpenAI-compatible ``/chat/completions`` endpoints (vLLM's server).
+
+Both the LLM judge (:class:`qwenlong_verl.reward.judge.JudgeClient`) and evaluation
+(:class:`qwenlong_verl.evaluation.client.ChatClient`) send their requests through :class:`OpenAIChatTransport`, so
+there is one library (httpx), one retry policy and one way of handling keys, limits and event loops:
+
+* **Retries** (:class:`RetryPolicy`): a refused or timed-out *connection* is retried by httpx's own transport
+  (``httpx.AsyncHTTPTransport(retries=max_retries)``, httpcore's backoff). Everything after the connection, which
+  httpx does not retry, is retried here with exponential backoff and ±25% jitter (``backoff_s * 2**k``, at most
+  ``max_backoff_s``): a timeout, a dropped connection, HTTP 408/409/429/5xx, and a body that is not a valid reply.
+  Any other HTTP status (a prompt over the context, a wrong model name, a 404) fails at once.
+* **Timeouts**: ``timeout_s`` bounds one attempt from connect to the last byte (0: none); ``connect_timeout_s`` bounds
+  establishing the connection.
+* **Limits**: at most ``max_connections`` requests in flight per event loop (a semaphore held for the HTTP exchange
+  only, never during a backoff) over a pool of as many keep-alive connections.
+* **Event loops**: the httpx client and the semaphore belong to one event loop; a call from another loop (a second
+  ``asyncio.run``, the reward loop of another worker thread) gets fresh ones. What the caller keeps across loops
+  (the judge's verdict cache) is its own.
+* **Credentials**: an API key is sent only when asked for (``api_key_env`` names the variable holding it; unset or
+  empty: no ``Authorization`` header). URLs in messages have user info and key-like query values masked
+  (:func:`qwenlong_verl.io_safety.redact_url`). Proxies from the environment are not used (as the judge always
+  did): the endpoints are cluster-internal servers.
+
+Failures are :class:`RequestFailed` with the last :class:`AttemptError`, whose ``kind`` (``"timeout"``,
+``"connection"``, ``"http 503"``, ``"bad body"``) callers count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from qwenlong_verl.io_safety import redact_url, redact_url_text
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_STATUS = frozenset({408, 409, 429})  # and every 5xx
+
+
+def chat_completions_url(endpoint: str, *, add_v1: bool = False) -> str:
+    """``.../chat/completions`` of an endpoint given as ``http://host:port/v1``, ``.../v1/chat/completions``, or
+    (``add_v1``) ``http://host:port``."""
+    base = endpoint.rstrip("/")
+    if base.endswith("/chat/completions"):
+        return base
+    if add_v1 and not base.endswith("/v1"):
+        base += "/v1"
+    return base + "/chat/completions"
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRY_STATUS or status >= 500
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries after the first attempt and their delays: ``backoff_s * 2**(k-1)`` before retry k, capped at
+    ``max_backoff_s``, times a uniform jitter in [0.75, 1.25]."""
+
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+
+    def delay(self, retry: int, rng: random.Random) -> float:
+        base = min(self.backoff_s * 2 ** (retry - 1), self.max_backoff_s)
+        return base * rng.uniform(0.75, 1.25)
+
+
+class AttemptError(Exception):
+    """One attempt failed. ``kind`` is the counted category (``timeout``, ``connection``, ``http <status>``,
+    ``bad body``); ``str()`` is ``"<kind>: <detail>"``; ``retryable`` says whether another attempt may help."""
+
+    def __init__(self, kind: str, detail: str, *, retryable: bool, status: int | None = None, text: str = "",
+                 retry_here: bool | None = None) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+        self.retryable = retryable
+        self.retry_here = retryable if retry_here is None else retry_here  # False: the transport already retried
+        self.status = status  # HTTP status of an HTTP error
+        self.text = text  # the body of an HTTP error, decoded
+
+
+class RequestFailed(Exception):
+    """No usable reply after ``attempts`` attempts; ``last`` is the final attempt's error. ``retryable`` is True
+    when the retries were spent on transient errors, False when the server refused the request for good."""
+
+    def __init__(self, last: AttemptError, attempts: int) -> None:
+        super().__init__(str(last))
+        self.last = last
+        self.attempts = attempts
+        self.error = str(last)
+
+    @property
+    def retryable(self) -> bool:
+        return self.last.retryable
+
+
+@dataclass
+class Reply(Generic[T]):
+    value: T  # what ``parse`` made of the JSON body
+    attempts: int
+
+
+class OpenAIChatTransport:
+    """POST JSON bodies to one ``/chat/completions`` URL with the module's retry policy (see module docstring).
+
+    ``parse`` turns the decoded JSON body into the caller's reply and raises ValueError/KeyError/IndexError/TypeError
+    for a body that is not one (a retried ``bad body``). ``on_attempt(k)`` is called before attempt k (0: the first;
+    k > 0 is a retry) and ``on_error(error)`` after each failed attempt, so callers can keep their counters."""
+
+    def __init__(self, url: str, *, api_key_env: str | None = None, max_connections: int = 64,
+                 timeout_s: float = 60.0, connect_timeout_s: float = 10.0, retry: RetryPolicy | None = None,
+                 warn_missing_key: bool = False, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if not str(url).startswith(("http://", "https://")):
+            raise ValueError(f"endpoint must start with http:// or https://, got {redact_url(url)!r}")
+        self.url = url
+        self.api_key_env = api_key_env
+        self.max_connections = int(max_connections)
+        self.timeout_s = float(timeout_s)
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.retry = retry or RetryPolicy()
+        self._transport = transport  # tests: a custom transport (then httpx makes no connect retries)
+        self._rng = random.Random()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        if warn_missing_key and api_key_env and not os.environ.get(api_key_env):
+            logger.warning("the API key variable %s is not set; sending requests without a key", api_key_env)
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+    def headers(self) -> dict[str, str]:
+        """Request headers: JSON, and ``Authorization: Bearer`` only when ``api_key_env`` names a set variable."""
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    # -- per-event-loop state ----------------------------------------------------------------------------------------
+    def _bind_loop(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop or self._client is None or self._client.is_closed:
+            # an httpx client's connections and an asyncio semaphore belong to the loop that made them: a new loop
+            # gets fresh ones (the old client's connections died with its loop)
+            limits = httpx.Limits(max_connections=self.max_connections,
+                                  max_keepalive_connections=self.max_connections)
+            transport = self._transport or httpx.AsyncHTTPTransport(retries=self.retry.max_retries, limits=limits)
+            total = self.timeout_s or None
+            connect = self.connect_timeout_s if total is None else min(self.connect_timeout_s, total)
+            self._client = httpx.AsyncClient(headers=self.headers(), timeout=httpx.Timeout(total, connect=connect),
+                                             limits=limits, transport=transport, trust_env=False)
+            self._semaphore = asyncio.Semaphore(self.max_connections)
+            self._loop = loop
+        assert self._semaphore is not None
+        return self._client, self._semaphore
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and not client.is_closed:
+            try:
+                await client.aclose()
+            except RuntimeError:  # made on a loop that is gone: its connections went with it
+                pass
+
+    async def __aenter__(self) -> OpenAIChatTransport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- requests ----------------------------------------------------------------------------------------------------
+    async def post(self, body: Mapping[str, Any], parse: Callable[[Any], T], *,
+                   on_attempt: Callable[[int], None] | None = None,
+                   on_error: Callable[[AttemptError], None] | None = None) -> Reply[T]:
+        """POST ``body`` until a reply parses; :class:`Reply` or :class:`RequestFailed`."""
+        last: AttemptError | None = None
+        for attempt in range(self.retry.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(self.retry.delay(attempt, self._rng))
+            if on_attempt is not None:
+                on_attempt(attempt)
+            try:
+                return Reply(await self._attempt(body, parse), attempt + 1)
+            except AttemptError as exc:
+                last = exc
+                if on_error is not None:
+                    on_error(exc)
+                logger.debug("%s attempt %d/%d failed: %s", self.display_url, attempt + 1,
+                             self.retry.max_retries + 1, exc)
+                if not exc.retry_here:
+                    break
+        assert last is not None
+        raise RequestFailed(last, attempt + 1)
+
+    async def _attempt(self, body: Mapping[str, Any], parse: Callable[[Any], T]) -> T:
+        client, semaphore = self._bind_loop()
+        async with semaphore:  # held for the HTTP exchange only, not during backoff
+            try:
+                resp = await asyncio.wait_for(client.post(self.url, json=body), self.timeout_s or None)
+                raw = resp.content
+            except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+                if isinstance(exc, httpx.ConnectTimeout):
+                    raise AttemptError("connection", f"ConnectTimeout: no connection within "
+                                       f"{self.connect_timeout_s}s", retryable=True,
+                                       retry_here=self._transport is not None) from exc
+                raise AttemptError("timeout", f"no reply within {self.timeout_s}s", retryable=True) from exc
+            except httpx.ConnectError as exc:
+                # httpx's transport already retried the connection (retries=max_retries): do not multiply them
+                raise AttemptError("connection", f"ConnectError: {redact_url_text(str(exc))}",
+                                   retryable=True, retry_here=self._transport is not None) from exc
+            except httpx.TransportError as exc:  # dropped connection, protocol error: worth another attempt
+                raise AttemptError("connection", f"{type(exc).__name__}: {redact_url_text(str(exc))}",
+                                   retryable=True) from exc
+        status = resp.status_code
+        if status >= 300:
+            text = raw.decode("utf-8", "replace")
+            raise AttemptError(f"http {status}", repr(raw[:200]), retryable=is_retryable_status(status),
+                               status=status, text=text)
+        try:
+            return parse(json.loads(raw))
+        except (ValueError, KeyError, IndexError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            detail = repr(raw[:200]) if isinstance(exc, json.JSONDecodeError) else str(exc)[:300]
+            raise AttemptError("bad body", detail, retryable=True) from exc
