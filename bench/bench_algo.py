@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, compute_policy_loss_vanilla
     from verl.workers.config import ActorConfig, PolicyLossConfig
 
-    from qwenlong_verl.algo.advantage import compute_qwenlong_grpo_advantage
-    from qwenlong_verl.algo.policy_loss import QwenLongPolicyLossConfig, compute_policy_loss_qwenlong_dapo
+    from qwenlong_verl.integration.advantage import compute_qwenlong_grpo_advantage
+    from qwenlong_verl.integration.policy_loss import QwenLongPolicyLossConfig, compute_policy_loss_qwenlong_dapo
 
     def actor(policy_loss) -> ActorConfig:
         return ActorConfig(strategy="fsdp", rollout_n=1, ppo_micro_batch_size_per_gpu=1, clip_ratio_high=0.28,

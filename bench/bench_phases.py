@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from qwenlong_verl.sampling.difficulty import DifficultyTable
     from qwenlong_verl.sampling.options import sampling_options
     from qwenlong_verl.sampling.sampler import PhasedRetrospectiveSampler
-    from qwenlong_verl.sampling.trainer import dataset_view
+    from qwenlong_verl.integration.trainer_mode import dataset_view
 
     logging.getLogger("qwenlong_verl.sampling").setLevel(logging.WARNING)  # the trainer module sets INFO
     datasets.disable_caching()  # a cached filter result would hide the tokenisation we measure

@@ -33,7 +33,7 @@ PROBE_ENV = "QWENLONG_JUDGE_PROBE"
 
 def option_sections() -> dict[str, type]:
     """``qwenlong.<section>`` -> the dataclass that reads it (imported lazily: no verl, no torch)."""
-    from qwenlong_verl.algo.advantage import AdvantageOptions
+    from qwenlong_verl.algorithm_options import AdvantageOptions
     from qwenlong_verl.reward.judge import JudgeOptions
     from qwenlong_verl.reward.scoring import ScoreOptions
     from qwenlong_verl.sampling.options import CurriculumOptions, DifficultyOptions, RetrospectiveOptions

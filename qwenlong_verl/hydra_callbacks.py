@@ -41,7 +41,7 @@ def plugin_problems(config: DictConfig | None = None) -> list[str]:
     """Why the verl plugins that ``config`` selects are unusable in this process ([] when they are fine).
 
     Without a config every plugin counts."""
-    plugins = sys.modules.get("qwenlong_verl.plugins")
+    plugins = sys.modules.get("qwenlong_verl.integration.plugins")
     if plugins is None:
         policy = os.environ.get("VERL_USE_EXTERNAL_PLUGINS", "auto")
         return [
@@ -55,13 +55,6 @@ def plugin_problems(config: DictConfig | None = None) -> list[str]:
         for s in plugins.failed()
         if config is None or OmegaConf.select(config, s.spec.config_key, default=None) == s.spec.name
     ]
-
-
-def check_options(config: DictConfig) -> None:
-    """Every ``qwenlong.*`` key known, typed and in range; the judge URL well formed."""
-    from qwenlong_verl.config_checks import check_qwenlong_options
-
-    check_qwenlong_options(config)
 
 
 def check_judge_reachable(config: DictConfig) -> None:
@@ -115,16 +108,16 @@ class QwenLongGuard(Callback):
                 + "\n  - ".join(problems)
             )
         if qwenlong.get("backend") == "cpu":
-            from qwenlong_verl.cpu.platform import use_cpu_platform
+            from qwenlong_verl.integration.cpu_platform import use_cpu_platform
 
             # Ray workers inherit the driver's environment on a local cluster; the overlay also sets
             # ray_kwargs.ray_init.runtime_env.env_vars for clusters.
             use_cpu_platform()
         # verl's "file" logger writes relative to the TaskRunner's cwd; pin it to where the user started the run.
         os.environ.setdefault("VERL_FILE_LOGGER_ROOT", os.getcwd())
-        check_options(config)  # every qwenlong.* key known, typed and in range; the judge URL well formed
-        # The GPU layout checks verl makes only on its workers (heads vs SP, token budgets, max_model_len vs the
-        # model's positions and YaRN, TP), our sampling rules, files, cluster paths, loggers: milliseconds here
+        # Every qwenlong.* option (known, typed, in range), our sampling rules, and the GPU layout checks verl makes
+        # only on its workers (heads vs SP, token budgets, max_model_len vs the model's positions and YaRN, TP),
+        # files, cluster paths, loggers: milliseconds here
         # instead of a crash minutes into the job. `qwenlong-verl preflight` runs these and verl's own validation.
         from qwenlong_verl.preflight.all_checks import driver_findings
 

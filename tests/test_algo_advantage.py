@@ -15,7 +15,7 @@ from verl import DataProto
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 from verl.trainer.ppo.ray_trainer import compute_advantage
 
-from qwenlong_verl.algo.advantage import (
+from qwenlong_verl.integration.advantage import (
     ESTIMATOR_NAME,
     advantage_options,
     compute_qwenlong_grpo_advantage,
@@ -217,7 +217,7 @@ def test_per_task_std_matches_a_plain_reference(batch, n_tasks, data):
 
 
 def test_trainer_mixin_engages_only_for_task_scope():
-    from qwenlong_verl.algo.trainer_hooks import AlgoTrainerMixin, task_std_metrics
+    from qwenlong_verl.integration.trainer_hooks import AlgoTrainerMixin, task_std_metrics
 
     class VerlTrainerStandIn:  # only the one method the mixin wraps
         def _compute_advantage(self, batch, metrics):

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla, get_policy_loss_fn
 from verl.workers.config import ActorConfig, PolicyLossConfig
 
-from qwenlong_verl.algo import policy_loss as pl
-from qwenlong_verl.algo.policy_loss import (
+from qwenlong_verl.integration import policy_loss as pl
+from qwenlong_verl.integration.policy_loss import (
     LOSS_NAME,
     AepoGate,
     DapoOptions,
@@ -235,7 +235,7 @@ def test_hydra_override_lines_build_our_config_the_way_verl_workers_do():
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=1",
         "data.max_response_length=77",
         f"actor_rollout_ref.actor.policy_loss.loss_mode={LOSS_NAME}",
-        "actor_rollout_ref.actor.policy_loss._target_=qwenlong_verl.algo.policy_loss.QwenLongPolicyLossConfig",
+        "actor_rollout_ref.actor.policy_loss._target_=qwenlong_verl.integration.policy_loss.QwenLongPolicyLossConfig",
         "+actor_rollout_ref.actor.policy_loss.overlong_filter=true",
         "+actor_rollout_ref.actor.policy_loss.max_response_length=${actor_rollout_ref.rollout.response_length}",
         "+actor_rollout_ref.actor.policy_loss.aepo=true",

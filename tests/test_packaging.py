@@ -31,7 +31,7 @@ def test_every_source_package_is_listed_in_setup_cfg():
 
 def test_entry_points_declared():
     eps = _setup_cfg()["options.entry_points"]
-    assert "qwenlong = qwenlong_verl.plugins" in eps["verl.plugins"]
+    assert "qwenlong = qwenlong_verl.integration.plugins" in eps["verl.plugins"]
     assert "qwenlong-verl = qwenlong_verl.cli:main" in eps["console_scripts"]
 
 

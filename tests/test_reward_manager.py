@@ -19,7 +19,7 @@ from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 from verl.experimental.reward_loop.reward_manager.dapo import DAPORewardManager
 
 from qwenlong_verl import telemetry
-from qwenlong_verl.reward.manager import EXTRA_INFO_KEYS, QwenLongRewardManager, overlong_penalty
+from qwenlong_verl.integration.reward_manager import EXTRA_INFO_KEYS, QwenLongRewardManager, overlong_penalty
 from qwenlong_verl.reward.scoring import compute_score
 
 VERL_CONFIG_DIR = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")

@@ -350,7 +350,7 @@ def test_dataset_view_reads_verl_dataset_without_tokenising(tmp_path, tiny_token
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
     from qwenlong_verl.data.synth import generate_docqa, write_rows
-    from qwenlong_verl.sampling.trainer import dataset_view
+    from qwenlong_verl.integration.trainer_mode import dataset_view
 
     rows = generate_docqa(6, min_tokens=300, max_tokens=900, tokenizer=tiny_tokenizer, seed=2, index_offset=40)
     write_rows(rows, str(tmp_path / "t.parquet"))

@@ -1,7 +1,8 @@
 """``qwenlong-verl doctor``: is this Python ready to run the QwenLong recipes with verl?
 
-Checks, in order: versions and device; that ``import verl`` loaded our ``verl.plugins`` entry point; each plugin's
-module and its entry in verl's registry; that Hydra discovers the search-path plugin and every recipe composes on
+Checks, in order: versions and device; that ``import verl`` loaded our ``verl.plugins`` entry point; every verl
+contact point the package relies on (:mod:`qwenlong_verl.integration.contacts`); each plugin's module and its entry in
+verl's registry; that Hydra discovers the search-path plugin and every recipe composes on
 top of ``main_ppo``'s config. Exit code 0 when all pass, 1 otherwise, with the reason on each failing line.
 """
 
@@ -25,43 +26,6 @@ class Check:
     detail: str
 
 
-def _registry_has(kind: str, name: str) -> bool:
-    if kind == "platform":
-        from verl.plugin.platform.platform_manager import PlatformRegistry
-
-        return PlatformRegistry.get(name) is not None
-    if kind == "rollout":
-        from verl.workers.rollout.base import _ROLLOUT_REGISTRY
-        from verl.workers.rollout.replica import RolloutReplicaRegistry
-
-        try:
-            RolloutReplicaRegistry.get(name)
-        except Exception:  # noqa: BLE001
-            return False
-        return (name, "async") in _ROLLOUT_REGISTRY
-    if kind == "reward_manager":
-        from verl.experimental.reward_loop.reward_manager.registry import get_reward_manager_cls
-
-        try:
-            get_reward_manager_cls(name)
-        except Exception:  # noqa: BLE001
-            return False
-        return True
-    if kind == "adv_estimator":
-        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
-
-        return name in ADV_ESTIMATOR_REGISTRY
-    if kind == "policy_loss":
-        from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY
-
-        return name in POLICY_LOSS_REGISTRY
-    if kind == "trainer_mode":
-        from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
-
-        return name in TRAINER_REGISTRY
-    raise ValueError(f"unknown plugin kind {kind!r}")
-
-
 def recipe_names(group: str = "recipe") -> list[str]:
     root = resources.files("qwenlong_verl.hydra_configs").joinpath(group)
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
@@ -80,13 +44,15 @@ def run_checks() -> list[Check]:
     import torch
 
     checks: list[Check] = []
+    from qwenlong_verl.integration.contacts import import_verl
+
     try:
-        import verl
+        verl_version = import_verl()  # loads our entry point, as every verl process does
     except Exception as exc:  # noqa: BLE001
         return [Check("verl", False, f"`import verl` failed: {exc!r}")]
     from qwenlong_verl import __version__
 
-    checks.append(Check("versions", True, f"qwenlong-verl {__version__}, verl {verl.__version__}, "
+    checks.append(Check("versions", True, f"qwenlong-verl {__version__}, verl {verl_version}, "
                                            f"torch {torch.__version__}, python {sys.version.split()[0]}"))
     if torch.cuda.is_available():
         device = f"cuda x{torch.cuda.device_count()} ({torch.cuda.get_device_name(0)})"
@@ -95,7 +61,7 @@ def run_checks() -> list[Check]:
     checks.append(Check("device", True, device))
 
     eps = [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.value.startswith("qwenlong_verl")]
-    loaded_by_verl = "qwenlong_verl.plugins" in sys.modules
+    loaded_by_verl = "qwenlong_verl.integration.plugins" in sys.modules
     if not eps:
         checks.append(Check("entry point", False, f"no '{ENTRY_POINT_GROUP}' entry point of qwenlong-verl is "
                                                   "installed: reinstall the package (`pip install .`)"))
@@ -107,7 +73,12 @@ def run_checks() -> list[Check]:
     else:
         checks.append(Check("entry point", True, f"{eps[0].name} = {eps[0].value}, loaded by `import verl`"))
 
-    from qwenlong_verl import plugins  # a no-op when verl loaded it already
+    from qwenlong_verl.integration import plugins  # a no-op when verl loaded it already
+    from qwenlong_verl.integration.contacts import check_all, registry_has
+
+    for contact, problem in check_all():
+        detail = f"{contact.user}: {contact.why}" + (" (private)" if contact.private else "")
+        checks.append(Check(f"verl contact {contact.target}", problem is None, problem or detail))
 
     for spec in plugins.PLUGINS:
         status = plugins.STATUS.get((spec.kind, spec.name))
@@ -115,7 +86,7 @@ def run_checks() -> list[Check]:
         if status is None or not status.loaded:
             reason = status.error if status else "not attempted"
             checks.append(Check(label, False, f"{spec.module} failed to load: {reason}"))
-        elif not _registry_has(spec.kind, spec.name):
+        elif not registry_has(spec.kind, spec.name):
             checks.append(Check(label, False, f"{spec.module} loaded but '{spec.name}' is not in verl's registry"))
         else:
             checks.append(Check(label, True, f"{spec.config_key}={spec.name}"))

@@ -113,7 +113,7 @@ def run_preflight(overrides: list[str], *, gpu_memory_gib: float | None = None, 
         network: probe the judge URL.
         strict_env: missing flash-attn/vLLM is an error even on a machine without GPUs.
     """
-    from qwenlong_verl.preflight.verl_validation import compose_main_ppo, verl_findings
+    from qwenlong_verl.integration.config_validation import compose_main_ppo, verl_findings
 
     try:
         config = compose_main_ppo(overrides)

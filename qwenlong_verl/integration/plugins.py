@@ -27,13 +27,13 @@ class PluginSpec:
 
 
 PLUGINS: tuple[PluginSpec, ...] = (
-    PluginSpec("cpu", "platform", "qwenlong_verl.cpu.platform", "qwenlong.backend"),
-    PluginSpec("hf", "rollout", "qwenlong_verl.cpu.hf_rollout", "actor_rollout_ref.rollout.name"),
-    PluginSpec("qwenlong", "reward_manager", "qwenlong_verl.reward.manager", "reward.reward_manager.name"),
-    PluginSpec("qwenlong_grpo", "adv_estimator", "qwenlong_verl.algo.advantage", "algorithm.adv_estimator"),
-    PluginSpec("qwenlong_dapo", "policy_loss", "qwenlong_verl.algo.policy_loss",
+    PluginSpec("cpu", "platform", "qwenlong_verl.integration.cpu_platform", "qwenlong.backend"),
+    PluginSpec("hf", "rollout", "qwenlong_verl.integration.cpu_rollout", "actor_rollout_ref.rollout.name"),
+    PluginSpec("qwenlong", "reward_manager", "qwenlong_verl.integration.reward_manager", "reward.reward_manager.name"),
+    PluginSpec("qwenlong_grpo", "adv_estimator", "qwenlong_verl.integration.advantage", "algorithm.adv_estimator"),
+    PluginSpec("qwenlong_dapo", "policy_loss", "qwenlong_verl.integration.policy_loss",
                "actor_rollout_ref.actor.policy_loss.loss_mode"),
-    PluginSpec("qwenlong", "trainer_mode", "qwenlong_verl.sampling.trainer", "trainer.v1.trainer_mode"),
+    PluginSpec("qwenlong", "trainer_mode", "qwenlong_verl.integration.trainer_mode", "trainer.v1.trainer_mode"),
 )
 
 

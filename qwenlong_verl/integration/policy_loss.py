@@ -34,7 +34,7 @@ and in the worker it has no link to the top-level ``qwenlong:`` block. verl buil
 ``PolicyLossConfig``::
 
     # our recipes carry these keys (all off); ++ adds or overrides, so the same lines work on a plain verl config
-    actor_rollout_ref.actor.policy_loss._target_=qwenlong_verl.algo.policy_loss.QwenLongPolicyLossConfig
+    actor_rollout_ref.actor.policy_loss._target_=qwenlong_verl.integration.policy_loss.QwenLongPolicyLossConfig
     ++actor_rollout_ref.actor.policy_loss.overlong_filter=true
     ++actor_rollout_ref.actor.policy_loss.max_response_length=${actor_rollout_ref.rollout.response_length}
     ++actor_rollout_ref.actor.policy_loss.dual_clip=false
@@ -51,7 +51,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -59,70 +59,11 @@ import verl.utils.torch_functional as verl_F
 from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla, register_policy_loss
 from verl.workers.config import PolicyLossConfig
 
-from qwenlong_verl.config import QwenLongConfigError
+from qwenlong_verl.algorithm_options import DapoFields, DapoOptions
 
 logger = logging.getLogger(__name__)
 
 LOSS_NAME = "qwenlong_dapo"
-_WHERE = "actor_rollout_ref.actor.policy_loss"
-
-
-@dataclass
-class DapoFields:
-    """The extras of ``qwenlong_dapo``; each is a key of ``actor_rollout_ref.actor.policy_loss``. Declared once and
-    shared by :class:`DapoOptions` (what the loss reads) and :class:`QwenLongPolicyLossConfig` (what Hydra builds)."""
-
-    overlong_filter: bool = False
-    max_response_length: int | None = None
-    dual_clip: bool = True
-    aepo: bool = False
-    aepo_entropy_high: float | None = None
-    aepo_entropy_low: float | None = None
-
-
-@dataclass
-class DapoOptions(DapoFields):
-    """Validated ``qwenlong_dapo`` options, read from any ``policy_loss`` node."""
-
-    def __post_init__(self) -> None:
-        for name in ("overlong_filter", "dual_clip", "aepo"):
-            if not isinstance(getattr(self, name), bool):
-                raise QwenLongConfigError(f"{_WHERE}.{name}={getattr(self, name)!r}; expected true or false")
-        if self.overlong_filter:
-            n = self.max_response_length
-            if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-                raise QwenLongConfigError(
-                    f"{_WHERE}.overlong_filter=true needs {_WHERE}.max_response_length (a positive int, the rollout's "
-                    f"response budget), got {n!r}; e.g. "
-                    f"++{_WHERE}.max_response_length=${{actor_rollout_ref.rollout.response_length}}"
-                )
-        if self.aepo:
-            hi, lo = self.aepo_entropy_high, self.aepo_entropy_low
-            for name, v in (("aepo_entropy_high", hi), ("aepo_entropy_low", lo)):
-                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                    raise QwenLongConfigError(
-                        f"{_WHERE}.aepo=true needs {_WHERE}.{name} (entropy in nats per token, >= 0), got {v!r}"
-                    )
-            if lo > hi:
-                raise QwenLongConfigError(
-                    f"{_WHERE}.aepo_entropy_low={lo} is above {_WHERE}.aepo_entropy_high={hi}; the gate closes below "
-                    "the low bound and opens above the high one"
-                )
-
-    @classmethod
-    def from_policy_loss(cls, policy_loss: Any) -> DapoOptions:
-        """Read our keys from any ``policy_loss`` node (our dataclass, verl's, a DictConfig or a dict)."""
-        if policy_loss is None:
-            return cls()
-        get = policy_loss.get if isinstance(policy_loss, Mapping) or hasattr(policy_loss, "get") else None
-        values = {}
-        for f in fields(DapoFields):
-            v = get(f.name, None) if get else getattr(policy_loss, f.name, None)
-            if v is not None:
-                values[f.name] = v
-        return cls(**values)
-
-
 @dataclass
 class QwenLongPolicyLossConfig(PolicyLossConfig, DapoFields):
     """verl's ``PolicyLossConfig`` plus the ``qwenlong_dapo`` options (see :class:`DapoFields`)."""

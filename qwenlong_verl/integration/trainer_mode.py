@@ -37,7 +37,7 @@ logging.getLogger("qwenlong_verl.sampling").setLevel(os.getenv("VERL_LOGGING_LEV
 TRAINER_MODE = "qwenlong"
 
 try:  # per-task advantage std (another plugin); the trainer works without it
-    from qwenlong_verl.algo.trainer_hooks import AlgoTrainerMixin
+    from qwenlong_verl.integration.trainer_hooks import AlgoTrainerMixin
 
     _MIXINS: tuple[type, ...] = (AlgoTrainerMixin,)
 except ImportError:  # pragma: no cover - only when that plugin is absent

@@ -3,7 +3,7 @@
 verl calls a registered advantage estimator with rewards, mask, ``uid`` and the ``algorithm`` config only, so the
 per-task std (``qwenlong.advantage.std_scope=task``) cannot see ``data_source``. The agent loop stores every dataset
 field per trajectory in TransferQueue, so a trainer can read ``uid`` and ``data_source`` for the batch and hand them to
-the estimator (same process) with :func:`qwenlong_verl.algo.advantage.task_labels`. Put :class:`AlgoTrainerMixin`
+the estimator (same process) with :func:`qwenlong_verl.integration.advantage.task_labels`. Put :class:`AlgoTrainerMixin`
 before verl's trainer class in the bases::
 
     class QwenLongTrainer(AlgoTrainerMixin, PPOTrainerSync): ...
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from qwenlong_verl.algo.advantage import ESTIMATOR_NAME, advantage_options, last_task_stats, task_labels
+from qwenlong_verl.integration.advantage import ESTIMATOR_NAME, advantage_options, last_task_stats, task_labels
 
 logger = logging.getLogger(__name__)
 

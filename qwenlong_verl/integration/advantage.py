@@ -20,7 +20,7 @@ Options (``qwenlong.advantage.*``; verl's ``algorithm`` node rejects unknown key
 
 verl calls a registered estimator with ``config=<the algorithm node>`` and no ``data_source``. The ``algorithm`` node
 is a child of the full trainer config, so the ``qwenlong:`` block is reached through its root. The task labels come
-from the trainer: :class:`qwenlong_verl.algo.trainer_hooks.AlgoTrainerMixin` reads ``data_source`` per ``uid`` and
+from the trainer: :class:`qwenlong_verl.integration.trainer_hooks.AlgoTrainerMixin` reads ``data_source`` per ``uid`` and
 hands it over with :func:`task_labels` around verl's ``_compute_advantage``.
 """
 
@@ -30,7 +30,6 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,30 +37,12 @@ import torch
 from omegaconf import DictConfig
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, register_adv_est
 
+from qwenlong_verl.algorithm_options import STD_SCOPES, AdvantageOptions  # noqa: F401 - re-exported
 from qwenlong_verl.config import QwenLongConfigError, options_from, qwenlong_section
 
 logger = logging.getLogger(__name__)
 
 ESTIMATOR_NAME = "qwenlong_grpo"
-STD_SCOPES = ("group", "task")
-
-
-@dataclass(frozen=True)
-class AdvantageOptions:
-    """``qwenlong.advantage.*``."""
-
-    std_scope: str = "group"
-    epsilon: float = 1e-6
-
-    def __post_init__(self) -> None:
-        if self.std_scope not in STD_SCOPES:
-            raise QwenLongConfigError(
-                f"qwenlong.advantage.std_scope={self.std_scope!r}; expected one of {', '.join(STD_SCOPES)}"
-            )
-        if not isinstance(self.epsilon, int | float) or not self.epsilon > 0:
-            raise QwenLongConfigError(f"qwenlong.advantage.epsilon={self.epsilon!r}; expected a number > 0")
-
-
 def _config_root(config: Any) -> Any:
     """The full trainer config above ``config`` (verl hands the estimator only its ``algorithm`` node)."""
     if isinstance(config, DictConfig):
