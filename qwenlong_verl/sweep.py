@@ -77,7 +77,7 @@ def in_job_dir(path: Any = "") -> str:
 
 def register_resolver() -> None:
     """Register ``${qwenlong.job_dir:...}`` with OmegaConf (idempotent). Done wherever a qwenlong config may be
-    resolved: Hydra's plugin scan (every Hydra app), the guard, and ``qwenlong_verl.plugins`` (verl's Ray workers)."""
+    resolved: Hydra's plugin scan (every Hydra app), the guard, and ``qwenlong_verl.integration.plugins`` (verl's Ray workers)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver(RESOLVER):
@@ -142,6 +142,11 @@ def job_started(config: Any) -> str | None:
 
     folder = str(OmegaConf.select(config, "hydra.runtime.output_dir"))
     os.makedirs(folder, exist_ok=True)
+    inherited_dir = os.environ.get(JOB_DIR_ENV)
+    if inherited_dir and os.path.abspath(inherited_dir) != os.path.abspath(folder):
+        logger.warning("qwenlong-verl: %s=%s (set before this job started, e.g. by a SLURM set-up that started Ray) "
+                       "is not this job's folder %s; Ray workers started before the job keep the former",
+                       JOB_DIR_ENV, inherited_dir, folder)
     os.environ[JOB_DIR_ENV] = folder  # the workers of the Ray cluster this job starts inherit it
     metrics = os.path.join(folder, METRICS_FILE)
     inherited = os.environ.get("VERL_FILE_LOGGER_PATH")

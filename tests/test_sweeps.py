@@ -129,6 +129,8 @@ def test_slurm_overlay_composes_into_a_valid_submitit_sbatch(tmp_path, monkeypat
     setup = sbatch[sbatch.index("# setup"):sbatch.index("# command")]
     assert "ray start --head" in setup and "ray start --address" in setup and "--num-gpus=8" in setup
     assert "export RAY_ADDRESS=" in setup
+    # the per-job folder reaches Ray nodes started before the driver: job n is array task n of the sweep folder
+    assert f"export QWENLONG_JOB_DIR={tmp_path / 'sweep'}/$SLURM_ARRAY_TASK_ID" in setup
     proc = subprocess.run(["bash", "-n"], input=sbatch, text=True, capture_output=True)
     assert proc.returncode == 0, proc.stderr
 

@@ -233,6 +233,9 @@ def plot_rewards(report: Mapping[str, Any], path: Path) -> Path:
             ax.plot([s for s, _ in pts], [v for _, v in pts], "o-", label=label)
         else:
             ax.plot([], [], "x", label=label + ": no steps")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step")
     ax.set_ylabel(f"reward ({REWARD_KEY})")
     ax.set_title("reward per step per job")
