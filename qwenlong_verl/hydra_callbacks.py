@@ -80,6 +80,9 @@ class QwenLongGuard(Callback):
         why = sweep.shared_process_reason(config)  # isolating launchers (submitit) pass
         if why:
             _stop(MULTIRUN_MESSAGE.format(why=why))
+        problem = sweep.launcher_problem(config)
+        if problem:
+            _stop(problem)
 
     def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
         from qwenlong_verl import sweep

@@ -99,6 +99,28 @@ def launcher_target(config: Any) -> str:
     return str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
 
 
+LOCAL_SUBMITIT_LAUNCHERS = (
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+    "hydra_plugins.qwenlong_verl_searchpath.qwenlong_sweep_plugins.QwenLongLocalLauncher",
+)
+
+
+def launcher_problem(config: Any) -> str | None:
+    """A launcher setting that would break every job (None when fine). submitit's local executor sets
+    ``CUDA_VISIBLE_DEVICES`` to GPUs 0..gpus_per_node-1 of each job, so without ``gpus_per_node`` a job sees no GPU
+    (and Ray refuses the CPU overlay's one GPU bundle)."""
+    from omegaconf import OmegaConf
+
+    if launcher_target(config) in LOCAL_SUBMITIT_LAUNCHERS:
+        gpus = OmegaConf.select(config, "hydra.launcher.gpus_per_node", default=None, throw_on_resolution_failure=False)
+        if not gpus:
+            return ("qwenlong-verl: hydra.launcher.gpus_per_node is not set, so submitit_local would start every job "
+                    "with CUDA_VISIBLE_DEVICES='' (no GPU: verl's Ray refuses to start). Use +qwenlong_sweep=local "
+                    "(it sets gpus_per_node to trainer.n_gpus_per_node), or add "
+                    "hydra.launcher.gpus_per_node=<GPUs per job>.")
+    return None
+
+
 def shared_process_reason(config: Any) -> str | None:
     """Why the configured launcher cannot run verl jobs apart (None when it runs each job in its own process)."""
     return SHARED_PROCESS_LAUNCHERS.get(launcher_target(config))

@@ -50,6 +50,17 @@ def test_basic_launcher_multirun_is_refused_naming_the_launcher(tmp_path):
     assert not list(tmp_path.glob("multirun/*/*/*/.hydra")), "no job may start"
 
 
+def test_submitit_local_without_gpus_per_node_is_refused(tmp_path):
+    proc = subprocess.run([*MAIN_PPO, "-m", "+recipe=qwenlong_phase1", "hydra/launcher=submitit_local",
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}", "actor_rollout_ref.actor.optim.lr=1e-6,2e-6"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "hydra.launcher.gpus_per_node is not set" in out and "+qwenlong_sweep=local" in out, out[-2000:]
+    assert not list((tmp_path / "sweep").glob("*/.hydra")), "no job may start"
+
+
 def test_only_shared_process_launchers_are_refused():
     from omegaconf import OmegaConf
 
