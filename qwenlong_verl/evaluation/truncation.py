@@ -141,15 +141,14 @@ class MiddleTruncator:
         n_chars = len(text)
         cpt = self._chars_per_token
         for _ in range(_MAX_GROWTH):
-            h_chars = int((head_need + 8) * cpt * 1.2) + 2 * _EDGE_CHARS
-            t_chars = int((tail_need + 8) * cpt * 1.2) + 2 * _EDGE_CHARS
+            h_chars = int((head_need + 8) * cpt * 1.1) + 2 * _EDGE_CHARS
+            t_chars = int((tail_need + 8) * cpt * 1.1) + 2 * _EDGE_CHARS
             if h_chars + t_chars >= n_chars:
                 return None  # the windows would meet: the whole text is about as cheap
             base = n_chars - t_chars
             enc = self.tokenizer([text[:h_chars], text[base:]], add_special_tokens=False,
                                  return_offsets_mapping=True)
-            h_off = [tuple(o) for o in enc["offset_mapping"][0]]
-            t_off = [tuple(o) for o in enc["offset_mapping"][1]]
+            h_off, t_off = enc["offset_mapping"]  # lists of (start, end)
             h_words, t_words = enc.word_ids(0), enc.word_ids(1)
             h_ok = self._trusted_head(h_off, h_words, h_chars)
             t_from = self._trusted_tail_start(t_off, t_words)
@@ -217,8 +216,7 @@ class MiddleTruncator:
         seam = text[a0:head_end] + text[tail_start:b1]
         p_a = a - a0
         p_b = (head_end - a0) + (b - tail_start)
-        offsets = [tuple(o) for o in self.tokenizer(seam, add_special_tokens=False,
-                                                    return_offsets_mapping=True)["offset_mapping"]]
+        offsets = self.tokenizer(seam, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         if not (_is_boundary(offsets, p_a) and _is_boundary(offsets, p_b)):
             return None
         middle = sum(1 for s, _ in offsets if p_a <= s < p_b)
