@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from qwenlong_verl.row_files import plain as _plain
+from qwenlong_verl.row_files import read_row_file
+
 logger = logging.getLogger(__name__)
 
 LENGTH_COLUMN = "prompt_length"
@@ -52,19 +55,6 @@ class PrepareReport:
         for what, count in sorted(self.repairs.items()):
             text += f"; {count} {what}"
         return text
-
-
-def _plain(value: Any) -> Any:
-    """Parquet gives numpy arrays for lists; turn nested values back into plain Python."""
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def prompt_texts(tokenizer: Any, prompts: Sequence[Any], chat_template_kwargs: Mapping[str, Any] | None = None
@@ -99,50 +89,11 @@ def content_index(row: Mapping[str, Any]) -> str:
 
 def read_records(path: str | Path) -> tuple[list[Any], list[str]]:
     """Rows of a parquet, JSONL or JSON (a list, or one object per line) file, as plain Python, and where each row
-    is (``file:line`` for JSONL, ``file: row i`` otherwise) for error messages. A line that is not JSON (a truncated
-    file) is an error naming ``file:line``."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataPrepError(f"input {str(p)!r}: no such file")
-    suffix = p.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            rows = pq.read_table(p).to_pylist()
-        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a corrupt or truncated file
-            raise DataPrepError(f"{p}: not a readable parquet file ({exc})") from exc
-        return rows, [f"{p}: row {i}" for i in range(len(rows))]
-    if suffix not in (".jsonl", ".json", ".ndjson"):
-        raise DataPrepError(f"input {str(p)!r}: expected a .parquet, .jsonl or .json (lines) file")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise DataPrepError(f"{p}: cannot read ({exc})") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise DataPrepError(f"{p}:{line}: not UTF-8 text ({exc.reason}); convert the file to UTF-8") from None
-    if suffix == ".json" and text.lstrip().startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataPrepError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-        if not isinstance(rows, list):
-            raise DataPrepError(f"{p}: expected a JSON list of rows")
-        return rows, [f"{p}: row {i}" for i in range(len(rows))]
-    rows, where = [], []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise DataPrepError(f"{p}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); a truncated "
-                                "or corrupt line: fix or delete it") from exc
-        where.append(f"{p}:{lineno}")
-    return rows, where
+    is (``file:line`` for JSONL, ``file: row i`` otherwise) for error messages
+    (:func:`qwenlong_verl.row_files.read_row_file`). A line that is not JSON (a truncated file) is an error naming
+    ``file:line``."""
+    f = read_row_file(path, error=DataPrepError)
+    return f.rows, [f.where(i) for i in range(len(f.rows))]
 
 
 def read_table(path: str | Path):

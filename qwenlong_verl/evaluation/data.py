@@ -18,14 +18,16 @@ benchmark. A file in the verl RL layout (DocQA-RL-1.6K, ``qwenlong_verl.data.syn
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from qwenlong_verl.row_files import plain as _plain
+from qwenlong_verl.row_files import read_row_file
 
 logger = logging.getLogger(__name__)
 
@@ -79,17 +81,6 @@ class EvalRow:
 
 def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def _plain(v: Any) -> Any:
-    """numpy arrays / scalars from parquet -> Python lists / scalars, recursively."""
-    if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
-        return v.tolist()
-    if isinstance(v, Mapping):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
 
 
 def _answers(value: Any, where: str) -> tuple[str, ...]:
@@ -230,36 +221,16 @@ def row_from_verl(rec: Mapping[str, Any], where: str, default_id: str) -> EvalRo
     )
 
 
-def _records(path: Path) -> Iterable[tuple[int, Any]]:
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        with path.open(encoding="utf-8") as fh:
-            for i, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield i, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise EvalDataError(f"{path}:{i}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-    elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for i, rec in enumerate(pq.read_table(path).to_pylist()):
-            yield i, rec
-    else:
-        raise EvalDataError(f"{path}: unknown file type '{suffix}' (use .jsonl or .parquet)")
-
-
 def load_file(path: str | Path) -> list[EvalRow]:
-    """Read one JSONL (rows numbered from line 1) or parquet file (rows numbered from 0); verl rows are converted."""
+    """Read one JSONL (rows numbered from line 1), JSON list or parquet file (rows numbered from 0) with
+    :func:`qwenlong_verl.row_files.read_row_file`; verl rows are converted."""
     path = Path(path)
-    if not path.is_file():
-        raise EvalDataError(f"{path}: no such file")
     from qwenlong_verl.io_safety import scrub
 
     rows: list[EvalRow] = []
     replaced = 0
-    for i, rec in _records(path):
+    f = read_row_file(path, error=EvalDataError)
+    for i, rec in zip(f.numbers, f.rows, strict=True):
         rec, bad = scrub(rec)  # lone surrogates would make the request body unencodable
         replaced += bad
         where = f"{path}:{i}"

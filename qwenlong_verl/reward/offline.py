@@ -6,27 +6,13 @@ Used by ``qwenlong-verl score``. A row is ``{data_source, question, response, gr
 
 from __future__ import annotations
 
-import json
-import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from qwenlong_verl.reward.scoring import RowError, SampleScore
-
-
-def _plain(value: Any) -> Any:
-    """pyarrow/numpy containers to Python lists/dicts (parquet list columns come back as numpy arrays)."""
-    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
-        return _plain(value.tolist())
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+from qwenlong_verl.row_files import plain, read_row_file
 
 
 def normalise_row(row: Mapping[str, Any], position: int) -> dict[str, Any]:
@@ -46,31 +32,11 @@ def normalise_row(row: Mapping[str, Any], position: int) -> dict[str, Any]:
 
 
 def load_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``.jsonl``/``.json`` (one object per line, or a JSON list) or ``.parquet`` file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pandas as pd
-
-        rows = [_plain(r) for r in pd.read_parquet(path).to_dict(orient="records")]
-    elif suffix in (".jsonl", ".json"):
-        text = path.read_text(encoding="utf-8")
-        stripped = text.lstrip()
-        if suffix == ".json" and stripped.startswith("["):
-            rows = json.loads(text)
-        else:
-            rows = []
-            for lineno, line in enumerate(text.splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise RowError(f"{path}:{lineno}: not valid JSON: {exc}") from exc
-    else:
-        raise ValueError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json or .parquet)")
+    """Rows of a ``.jsonl``/``.json`` (one object per line, or a JSON list) or ``.parquet`` file
+    (:func:`qwenlong_verl.row_files.read_row_file`; a missing, unreadable or corrupt file is a :class:`RowError`
+    naming ``file:line``); a parquet NaN is read as a missing value."""
+    f = read_row_file(Path(path), error=RowError)
+    rows = [plain(r, nan_as_none=True) for r in f.rows] if f.format == "parquet" else f.rows
     return [normalise_row(r, i) for i, r in enumerate(rows)]
 
 
