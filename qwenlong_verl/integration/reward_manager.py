@@ -27,6 +27,7 @@ from qwenlong_verl.config import options_from, qwenlong_section
 from qwenlong_verl.reward import rule
 from qwenlong_verl.reward.judge import JudgeClient, JudgeOptions
 from qwenlong_verl.reward.scoring import HybridScorer, ScoreOptions
+from qwenlong_verl.row_files import plain as _plain
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +40,6 @@ _VALIDATION_SPLITS = {"val", "valid", "validation", "test"}
 def overlong_penalty(length: int, max_resp_len: int, buffer_len: int, penalty_factor: float) -> float:
     """DAPO soft overlong punishment: ``min(-(L - (max_resp_len - buffer_len)) / buffer_len * factor, 0)``."""
     return min(-(length - (max_resp_len - buffer_len)) / buffer_len * penalty_factor, 0.0)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars/0-d arrays to Python objects."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, np.generic):
-        value = value.item()
-    return value
 
 
 def _last_user_text(raw_prompt: Any) -> str:
