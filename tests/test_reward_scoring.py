@@ -162,3 +162,33 @@ def test_score_command_installed_entry_point(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["summary"]["ALL"]["rows"] == 6
     assert "scoring" in proc.stderr  # the progress bar
+
+
+def test_gold_answers_are_parsed_once_per_sample(server, monkeypatch):
+    """The rule and the judge get the same parsed golds: one parse per sample, the same scores as before."""
+    from qwenlong_verl.reward import rule
+
+    calls = []
+    real = rule.gold_answers
+
+    def counting(ground_truth):
+        calls.append(ground_truth)
+        return real(ground_truth)
+
+    monkeypatch.setattr(rule, "gold_answers", counting)
+    scores, _ = _score_rows(server, ROWS)
+    assert [s.score for s in scores] == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    assert len(calls) == len(ROWS)
+    calls.clear()
+
+    async def one():
+        client = JudgeClient(JudgeOptions(base_url=server.base_url, max_retries=0))
+        try:
+            return await HybridScorer(ScoreOptions(), client).score("musique", "Capital?", ROWS[1]["response"],
+                                                                     "Therefore, the answer is Paris.")
+        finally:
+            await client.aclose()
+
+    sample = asyncio.run(one())
+    assert sample.judge_called and sample.score == 1.0 and len(calls) == 1
+    assert "Reference answer: Paris\n" in server.bodies()[-1]["messages"][-1]["content"]

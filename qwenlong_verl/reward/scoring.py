@@ -99,12 +99,19 @@ class HybridScorer:
 
     def rule_only(self, data_source: str, response: str, ground_truth: str | Sequence[str]) -> SampleScore:
         """The rule part of :meth:`score`, synchronous. Raises ValueError naming the data_source on a bad row."""
-        opts = self.options
         family = self.family(data_source)
+        return self._rule(data_source, family, response, self._golds(data_source, ground_truth))
+
+    @staticmethod
+    def _golds(data_source: str, ground_truth: Any) -> list[str]:
+        """The accepted answers, parsed once per sample and handed to the rule and the judge."""
         try:
-            golds = rule.gold_answers(ground_truth)
+            return rule.gold_answers(ground_truth)
         except ValueError as exc:
             raise RowError(f"data_source {data_source!r}: {exc}") from exc
+
+    def _rule(self, data_source: str, family: str, response: str, golds: list[str]) -> SampleScore:
+        opts = self.options
         answer = rule.extract_answer(response, opts.answer_after_think, opts.think_end)
         result = rule.rule_score(family, answer, golds, opts.qa_metric, opts.rel_tol, opts.min_sig_digits)
         return SampleScore(score=result.score, acc=float(result.score >= 1.0), rule_score=result.score,
@@ -120,12 +127,13 @@ class HybridScorer:
         """``score = max(rule, judge)``, ``acc = 1[score >= 1]``. The judge is asked only when rule < 1, the
         family is in ``judge_families`` and an answer was extracted; a failed judge call leaves the rule score
         (``judge_failed=True``). Raises only for a malformed row (unknown data_source, missing ground truth)."""
-        return await self._add_judge(self.rule_only(data_source, response, ground_truth), question, ground_truth)
+        family = self.family(data_source)
+        golds = self._golds(data_source, ground_truth)
+        return await self._add_judge(self._rule(data_source, family, response, golds), question, golds)
 
-    async def _add_judge(self, sample: SampleScore, question: str, ground_truth: str | Sequence[str]) -> SampleScore:
+    async def _add_judge(self, sample: SampleScore, question: str, golds: list[str]) -> SampleScore:
         if not self.wants_judge(sample):
             return sample
-        golds = rule.gold_answers(ground_truth)
         gold_text = golds[0] if len(golds) == 1 else " OR ".join(golds)
         verdict: JudgeVerdict = await self.judge.judge(question or "", sample.extracted_answer or "", gold_text)
         sample.judge_called = True
@@ -143,14 +151,15 @@ class HybridScorer:
         """Score rows ``{data_source, question, response, ground_truth}`` concurrently (the judge client bounds
         the HTTP concurrency). Every row is checked first: a malformed one raises :class:`RowError` naming its
         position and key, before any judge request is made."""
+        parsed: list[tuple[str, list[str]]] = []  # (family, golds) of each row, parsed once
         for i, row in enumerate(rows):
             check_row(row, i)
             try:
-                self.family(row["data_source"])  # its message names the data_source
+                family = self.family(row["data_source"])  # its message names the data_source
             except ValueError as exc:
                 raise RowError(f"row {i}: {exc}") from exc
             try:
-                rule.gold_answers(row["ground_truth"])
+                parsed.append((family, rule.gold_answers(row["ground_truth"])))
             except ValueError as exc:
                 raise RowError(f"row {i}: data_source {row['data_source']!r}: {exc}") from exc
         samples: list[SampleScore] = []
@@ -160,11 +169,11 @@ class HybridScorer:
             from tqdm import tqdm
 
             bar = tqdm(total=len(rows), desc="scoring", unit="row")
-        for i, row in enumerate(rows):
-            sample = self.rule_only(row["data_source"], row.get("response") or "", row["ground_truth"])
+        for i, (row, (family, golds)) in enumerate(zip(rows, parsed, strict=True)):
+            sample = self._rule(row["data_source"], family, row.get("response") or "", golds)
             samples.append(sample)
             if self.wants_judge(sample):
-                task = asyncio.ensure_future(self._add_judge(sample, row.get("question") or "", row["ground_truth"]))
+                task = asyncio.ensure_future(self._add_judge(sample, row.get("question") or "", golds))
                 if bar is not None:
                     task.add_done_callback(lambda _t: bar.update(1))
                 tasks.append(task)
