@@ -3,8 +3,10 @@
 The reference QwenLong-L1 evaluation sends one request at a time. This script evaluates the same synthetic
 benchmark twice against a local scripted OpenAI-compatible server with a fixed per-request latency (standing in for
 vLLM): once with ``concurrency=1`` (the baseline) and once with ``--concurrency``; prompts are middle-truncated with
-the tiny local tokenizer in both. It prints both wall times and the speed-up ratio, plus the time to resume
-(read back) the finished generations file.
+the tiny local tokenizer in both. It prints both wall times and the speed-up ratio, the concurrent run against the
+ideal (rows / concurrency x latency), where the rest of the time goes (the same concurrent run without truncation,
+and writing the report files), plus the time to resume (read back) the finished generations file. Numbers on a
+shared 2-core machine vary by +-30 %: run it several times.
 
     python bench/bench_eval.py --rows 64 --latency 0.1 --concurrency 32
 """
@@ -25,6 +27,7 @@ from fake_openai_server import FakeOpenAIServer  # noqa: E402
 
 from qwenlong_verl.evaluation.client import ChatClient, ChatOptions  # noqa: E402
 from qwenlong_verl.evaluation.data import EvalRow, split_template  # noqa: E402
+from qwenlong_verl.evaluation.report import write_report  # noqa: E402
 from qwenlong_verl.evaluation.runner import EvalOptions, run_eval  # noqa: E402
 from qwenlong_verl.evaluation.store import GenerationStore  # noqa: E402
 from qwenlong_verl.evaluation.truncation import MiddleTruncator  # noqa: E402
@@ -51,6 +54,7 @@ async def one_run(rows, url: str, tokenizer, budget: int, concurrency: int, out:
                                 EvalOptions(out_dir=str(out), concurrency=concurrency, progress=False))
     wall = time.perf_counter() - t0
     assert result.complete and result.report["average"]["accuracy"] == 100.0, result.report["average"]
+    one_run.report = result.report
     return wall
 
 
@@ -76,6 +80,11 @@ def main() -> None:
             fast = asyncio.run(one_run(rows, server.base_url, tokenizer, args.budget, args.concurrency,
                                        tmp_path / "conc"))
             assert server.count == 2 * args.rows
+            # where the rest goes: the same concurrent run with no tokenizer at all, and the report files alone
+            bare = asyncio.run(one_run(rows, server.base_url, None, 0, args.concurrency, tmp_path / "bare"))
+        t0 = time.perf_counter()
+        write_report(one_run.report, tmp_path / "report_only")
+        report_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         n = len(GenerationStore(tmp_path / "conc").load())
         resume = time.perf_counter() - t0
@@ -83,6 +92,10 @@ def main() -> None:
     print(f"sequential (concurrency=1, reference-script style): {base:.2f}s  ({args.rows / base:.1f} rows/s)")
     print(f"concurrency={args.concurrency}: {fast:.2f}s  ({args.rows / fast:.1f} rows/s)")
     print(f"speed-up ratio: {base / fast:.1f}x (ideal for pure latency: {min(args.concurrency, args.rows)}x)")
+    ideal = -(-args.rows // args.concurrency) * args.latency
+    print(f"vs ideal: {fast:.2f}s / {ideal:.2f}s (ceil(rows / concurrency) x latency) = {fast / ideal:.2f}x ideal")
+    print(f"  without truncation (HTTP client, fake server, scoring, store, report): {bare:.2f}s = "
+          f"{bare / ideal:.2f}x ideal; writing the report files alone: {report_s:.2f}s")
     print(f"resume: read back {n} generations in {resume * 1000:.1f} ms")
 
 

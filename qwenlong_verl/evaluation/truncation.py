@@ -112,7 +112,7 @@ class MiddleTruncator:
     def __call__(self, text: str) -> Truncated:
         if self.tokenizer is None:
             return Truncated(text, -1, -1, False)
-        if self.max_tokens > 0 and self._windowed:
+        if self.max_tokens > 0 and self._windowed and self._offsets:
             res = self._truncate_windowed(text)
             if res is not None:
                 return res
