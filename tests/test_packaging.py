@@ -50,3 +50,51 @@ def test_wheel_carries_configs_and_searchpath_plugin(tmp_path):
     # hydra_plugins is a namespace package: an __init__.py there would hide every other Hydra plugin
     assert "hydra_plugins/__init__.py" not in names
     assert not any(n.startswith("hydra_configs/") for n in names), "configs must not install as a top-level package"
+
+
+EDITABLE_CHECK = """
+import sys, pathlib
+from hydra import compose, initialize_config_dir
+from qwenlong_verl.hydra_searchpath import ensure_searchpath_plugin, searchpath_plugin_discovered
+import qwenlong_verl
+assert pathlib.Path(qwenlong_verl.__file__).resolve().is_relative_to(pathlib.Path(sys.argv[2])), qwenlong_verl.__file__
+primary = pathlib.Path(sys.argv[1])
+def recipe():
+    # without the search path Hydra takes +recipe=... for a plain string key and no qwenlong block appears
+    with initialize_config_dir(config_dir=str(primary), version_base=None):
+        return (compose(config_name="main", overrides=["+recipe=qwenlong_phase1"]).get("qwenlong") or {}).get("recipe")
+print("scan", searchpath_plugin_discovered())
+print("before", recipe())
+print("how", ensure_searchpath_plugin())
+print("after", recipe())
+"""
+
+
+def test_editable_install_finds_the_recipes(tmp_path):
+    """`pip install -e .` (how contributors install): setuptools' editable finder hides the search-path plugin from
+    Hydra's scan of the hydra_plugins namespace; ensure_searchpath_plugin registers it, so `+recipe=` composes."""
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    deps = tmp_path / "deps"  # only what Hydra and setuptools need, never the installed qwenlong_verl
+    deps.mkdir()
+    for pattern in ("hydra", "omegaconf", "antlr4", "yaml", "_yaml", "packaging", "setuptools", "_distutils_hack",
+                    "pkg_resources", "setuptools-*.dist-info", "hydra_core-*.dist-info", "omegaconf-*.dist-info"):
+        for src in site.glob(pattern):
+            (deps / src.name).symlink_to(src)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (venv_site,) = venv.glob("lib/python*/site-packages")
+    (venv_site / "deps.pth").write_text(str(deps) + "\n")
+    python = venv / "bin" / "python"
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
+                           "--no-build-isolation", "-e", str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    primary = tmp_path / "app"
+    primary.mkdir()
+    (primary / "main.yaml").write_text("x: 1\n")
+    run = subprocess.run([str(python), "-c", EDITABLE_CHECK, str(primary), str(ROOT)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "scan False" in run.stdout and "before None" in run.stdout  # what broke `+recipe=` for editable installs
+    assert "how registered" in run.stdout and "after qwenlong_phase1" in run.stdout, run.stdout

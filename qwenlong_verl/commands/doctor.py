@@ -31,15 +31,6 @@ def recipe_names(group: str = "recipe") -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-def _compose(overrides: list[str]):
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
-        return compose(config_name="ppo_trainer", overrides=overrides)
-
-
 def run_checks() -> list[Check]:
     import torch
 
@@ -91,14 +82,19 @@ def run_checks() -> list[Check]:
         else:
             checks.append(Check(label, True, f"{spec.config_key}={spec.name}"))
 
-    discovered = plugins.searchpath_plugin_discovered()
+    from qwenlong_verl.hydra_searchpath import ensure_searchpath_plugin
+    from qwenlong_verl.integration.config_validation import compose_main_ppo
+
+    how = ensure_searchpath_plugin()
+    discovered = how is not None
     checks.append(Check("hydra search path", discovered,
-                        "pkg://qwenlong_verl.hydra_configs" if discovered else
+                        f"pkg://qwenlong_verl.hydra_configs ({'found by Hydra' if how == 'scanned' else 'registered: editable install'})"
+                        if discovered else
                         f"Hydra does not discover {plugins.SEARCHPATH_MODULE}; `+recipe=...` would be ignored"))
     if discovered:
         for name in recipe_names():
             try:
-                cfg = _compose([f"+recipe={name}"])
+                cfg = compose_main_ppo([f"+recipe={name}"])
                 ok = bool(cfg.get("qwenlong", {}).get("recipe_loaded"))
                 detail = (f"+recipe={name}: max_prompt_length={cfg.data.max_prompt_length}, "
                           f"adv_estimator={cfg.algorithm.adv_estimator}" if ok else "composed without the sentinel")

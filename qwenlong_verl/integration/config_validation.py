@@ -25,6 +25,9 @@ def compose_main_ppo(overrides: list[str]) -> DictConfig:
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
+    from qwenlong_verl.hydra_searchpath import ensure_searchpath_plugin
+
+    ensure_searchpath_plugin()  # editable installs: Hydra's scan misses the plugin
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module="verl.trainer.config", version_base=None):

@@ -15,6 +15,12 @@ import sys
 import traceback
 from dataclasses import dataclass
 
+from qwenlong_verl.hydra_searchpath import (  # noqa: F401 - searchpath_plugin_discovered: for doctor
+    SEARCHPATH_MODULE,
+    ensure_searchpath_plugin,
+    searchpath_plugin_discovered,
+)
+
 logger = logging.getLogger("qwenlong_verl")
 
 
@@ -69,7 +75,6 @@ def failed() -> list[PluginStatus]:
     return [s for s in STATUS.values() if not s.loaded]
 
 
-SEARCHPATH_MODULE = "hydra_plugins.qwenlong_verl_searchpath.qwenlong_verl_searchpath"
 _RECIPE_ARG = re.compile(r"^\+{0,2}(recipe|qwenlong_env|sft_recipe)=(\S+)$")
 
 
@@ -83,7 +88,7 @@ def check_recipe_args(argv: list[str]) -> str | None:
     asked = [m.group(0) for a in argv[1:] if (m := _RECIPE_ARG.match(a)) and m.group(2).startswith(("qwenlong", "cpu"))]
     if not asked:
         return None
-    if searchpath_plugin_discovered():
+    if ensure_searchpath_plugin():
         return None
     return (
         f"qwenlong-verl: {' '.join(asked)} needs the Hydra search-path plugin {SEARCHPATH_MODULE}, which this Python "
@@ -91,19 +96,6 @@ def check_recipe_args(argv: list[str]) -> str | None:
         "Reinstall the package (`pip install qwenlong-verl`) or pass "
         "'hydra.searchpath=[pkg://qwenlong_verl.hydra_configs]'."
     )
-
-
-def searchpath_plugin_discovered() -> bool:
-    """Whether Hydra's own plugin discovery (a walk of the ``hydra_plugins`` namespace) finds our plugin."""
-    try:
-        from hydra.core.plugins import Plugins
-        from hydra.plugins.search_path_plugin import SearchPathPlugin
-
-        found = Plugins.instance().discover(SearchPathPlugin)
-    except Exception as exc:  # noqa: BLE001
-        logger.debug("hydra plugin discovery failed: %s", exc)
-        return False
-    return any(f"{c.__module__}.{c.__name__}" == f"{SEARCHPATH_MODULE}.QwenLongVerlSearchPathPlugin" for c in found)
 
 
 def _verl_hydra_entry_args() -> list[str] | None:
