@@ -61,3 +61,61 @@ def options_from(cls: type[T], values: Mapping[str, Any] | None, where: str) -> 
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise QwenLongConfigError(f"{where}: {exc}") from exc
+
+
+# -- bounds declared next to the fields ------------------------------------------------------------------------------
+_OPERATORS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+def option(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+           choices: tuple[Any, ...] | None = None, ge: float | None = None, gt: float | None = None,
+           le: float | None = None, lt: float | None = None, hint: str | None = None) -> Any:
+    """A dataclass field whose allowed values sit next to it: ``choices`` (None among them: null allowed), or a
+    numeric range (``ge``/``gt`` lower, ``le``/``lt`` upper bound). A None value passes the range check (the field's
+    type says whether None is allowed). ``hint`` is added to the error message. :func:`check_fields` reads them."""
+    metadata = {k: v for k, v in (("choices", choices), ("ge", ge), ("gt", gt), ("le", le), ("lt", lt),
+                                  ("hint", hint)) if v is not None}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+
+
+def field_problem(f: dataclasses.Field, value: Any) -> str | None:
+    """Why ``value`` breaks the bounds declared on ``f`` (``"must be ..., got ..."``), or None when it fits."""
+    meta = f.metadata
+    hint = f" ({meta['hint']})" if "hint" in meta else ""
+    choices = meta.get("choices")
+    if choices is not None:
+        if value in choices and not (isinstance(value, bool) and not any(isinstance(c, bool) for c in choices)):
+            return None
+        named = tuple(c for c in choices if c is not None)
+        null = " or null" if None in choices else ""
+        return f"must be one of {named}{null}, got {value!r}{hint}"
+    bounds = [(k, meta[k]) for k in ("ge", "gt", "le", "lt") if k in meta]
+    if not bounds or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"must be a number, got {value!r}{hint}"
+    ok = all({"ge": number >= b, "gt": number > b, "le": number <= b, "lt": number < b}[k] for k, b in bounds)
+    if ok:
+        return None
+    lower = next(((k, b) for k, b in bounds if k in ("ge", "gt")), None)
+    upper = next(((k, b) for k, b in bounds if k in ("le", "lt")), None)
+    if lower and upper:
+        want = (f"in {'[' if lower[0] == 'ge' else '('}{lower[1]}, {upper[1]}{']' if upper[0] == 'le' else ')'}")
+    else:
+        k, b = lower or upper  # type: ignore[misc]
+        want = f"{_OPERATORS[k]} {b}"
+    return f"must be {want}, got {value!r}{hint}"
+
+
+def check_fields(obj: Any, where: str | None = None) -> None:
+    """Check every field of dataclass ``obj`` against the bounds declared with :func:`option`; raise ValueError
+    ``"<name> must be ..."`` (in a ``__post_init__``, which :func:`options_from` prefixes with the section), or with
+    ``where``, :class:`QwenLongConfigError` ``"<where>.<name> must be ..."``."""
+    for f in dataclasses.fields(obj):
+        problem = field_problem(f, getattr(obj, f.name))
+        if problem is None:
+            continue
+        if where is None:
+            raise ValueError(f"{f.name} {problem}")
+        raise QwenLongConfigError(f"{where}.{f.name} {problem}")

@@ -74,7 +74,8 @@ def test_empty_phase_is_an_error_naming_bounds():
     ({"retrospective": {"enable": True}}, {}, "needs qwenlong.retrospective.difficulty_file"),
     ({"retrospective": {"ratio": 1.0}}, {}, r"ratio must be in \[0, 1\)"),
     ({"retrospective": {"ratio": 0.1, "count": 3}}, {}, "not both"),
-    ({"retrospective": {"mode": "hardest"}}, {}, "zero_mean or weighted"),
+    ({"retrospective": {"mode": "hardest"}}, {},
+     r"qwenlong.retrospective.mode must be one of \('zero_mean', 'weighted'\), got 'hardest'"),
 ])
 def test_inconsistent_options_are_named(sections, kwargs, match):
     with pytest.raises(QwenLongConfigError, match=match):

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from qwenlong_verl.config import check_fields, option
 from qwenlong_verl.io_safety import redact_url, redact_url_text
 from qwenlong_verl.openai_client import OpenAIChatTransport, RequestFailed, RetryPolicy, chat_completions_url
 
@@ -34,13 +35,13 @@ class ChatOptions:
     endpoint: str  # http://host:port, .../v1 or .../v1/chat/completions
     model: str
     api_key_env: str | None = None  # name of the env var whose value is sent as a Bearer token (opt-in)
-    temperature: float = 0.7  # PAPER §3.3
-    top_p: float = 0.95
-    max_tokens: int = 10000  # PAPER: 10K output
+    temperature: float = option(0.7, ge=0)  # PAPER §3.3
+    top_p: float = option(0.95, gt=0, le=1)
+    max_tokens: int = option(10000, ge=1)  # PAPER: 10K output
     seed: int | None = None  # per-sample seed = seed + sample index, for reproducible vLLM sampling
     timeout_s: float = 1800.0  # a 10K-token answer over a 120K prompt can take many minutes
     connect_timeout_s: float = 10.0
-    max_retries: int = 4
+    max_retries: int = option(4, ge=0)
     backoff_s: float = 1.0  # first retry delay; doubles each retry (at most max_backoff_s), with +-25% jitter
     max_backoff_s: float = 30.0
     max_connections: int = 64
@@ -49,14 +50,7 @@ class ChatOptions:
     def __post_init__(self) -> None:
         if not self.endpoint.startswith(("http://", "https://")):
             raise ValueError(f"endpoint must start with http:// or https://, got {redact_url(self.endpoint)!r}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        check_fields(self)
 
     @property
     def url(self) -> str:

@@ -35,6 +35,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from qwenlong_verl.config import check_fields, option
 from qwenlong_verl.openai_client import (
     AttemptError,
     OpenAIChatTransport,
@@ -205,15 +206,15 @@ class JudgeOptions:
     model: str = "Qwen/Qwen2.5-1.5B-Instruct"
     api_key_env: str | None = "QWENLONG_JUDGE_API_KEY"  # env var holding a bearer key; unset/empty: no auth header
     enabled: bool | None = None
-    max_concurrency: int = 64  # HTTP requests in flight per worker process
-    timeout_s: float = 60.0  # per attempt
-    max_retries: int = 3  # attempts after the first
-    backoff_s: float = 0.5  # first retry delay; doubles each retry, with +-25% jitter
-    max_backoff_s: float = 8.0
+    max_concurrency: int = option(64, ge=1)  # HTTP requests in flight per worker process
+    timeout_s: float = option(60.0, ge=0)  # per attempt; 0: none
+    max_retries: int = option(3, ge=0)  # attempts after the first
+    backoff_s: float = option(0.5, ge=0)  # first retry delay; doubles each retry, with +-25% jitter
+    max_backoff_s: float = option(8.0, ge=0)
     temperature: float = 0.0
     # generate mode's reply budget: "two sentences" from a 1.5B judge often take 100-250 tokens, and a reply cut
     # before its verdict line is a failure; the budget is a cap, so it costs time only on replies that run long
-    max_tokens: int = 512
+    max_tokens: int = option(512, ge=1)
     seed: int | None = 0
     cache_size: int = 100_000  # verdicts kept (LRU); 0 disables the cache but keeps joining in-flight requests
     max_answer_chars: int = 2000  # longer candidate answers are cut (a rambling answer is no answer)
@@ -221,33 +222,17 @@ class JudgeOptions:
     # token with its top_logprobs; YES when P(YES) / (P(YES) + P(NO)) >= logprob_threshold. Falls back to
     # generate when the server sends no logprobs (then for the rest of the run) or when P(YES) + P(NO) of the
     # first token is below logprob_min_mass (the judge did not start with the verdict word).
-    mode: str = "generate"
-    top_logprobs: int = 10  # first-token candidates asked for (vLLM allows up to its --max-logprobs, default 20)
-    logprob_threshold: float = 0.5
-    logprob_min_mass: float = 0.5
+    mode: str = option("generate", choices=MODES,
+                       hint="generate: reasoning + VERDICT line; logprob: one token, P(YES) vs P(NO)")
+    # first-token candidates asked for (vLLM allows up to its --max-logprobs, default 20)
+    top_logprobs: int = option(10, ge=1, le=20, hint="the OpenAI API limit")
+    logprob_threshold: float = option(0.5, gt=0.0, lt=1.0)
+    logprob_min_mass: float = option(0.5, ge=0.0, le=1.0)
 
     def __post_init__(self) -> None:
         if self.enabled and not self.base_url:
             raise ValueError("judge enabled but base_url is not set")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r} (generate: reasoning + VERDICT line; "
-                             "logprob: one token, P(YES) vs P(NO))")
-        if not 1 <= int(self.top_logprobs) <= 20:
-            raise ValueError(f"top_logprobs must be in 1..20 (the OpenAI API limit), got {self.top_logprobs!r}")
-        if not 0.0 < float(self.logprob_threshold) < 1.0:
-            raise ValueError(f"logprob_threshold must be in (0, 1), got {self.logprob_threshold!r}")
-        if not 0.0 <= float(self.logprob_min_mass) <= 1.0:
-            raise ValueError(f"logprob_min_mass must be in [0, 1], got {self.logprob_min_mass!r}")
-        if int(self.max_tokens) < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens!r}")
-        for name in ("max_concurrency",):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("timeout_s", "backoff_s", "max_backoff_s"):
-            if float(getattr(self, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if int(self.max_retries) < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries!r}")
+        check_fields(self)
 
     @property
     def active(self) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from qwenlong_verl.config import options_from
+from qwenlong_verl.config import check_fields, option, options_from
 from qwenlong_verl.reward import rule
 from qwenlong_verl.reward.judge import JudgeClient, JudgeOptions, JudgeVerdict
 
@@ -28,23 +28,19 @@ QA_METRICS = ("sub_em", "em", "em_or_sub_em", "f1")
 class ScoreOptions:
     """``qwenlong.reward.*``: how rule scores are computed and when the judge is asked."""
 
-    answer_after_think: str = "require"  # require | optional | off (see rule.answer_region)
+    answer_after_think: str = option("require", choices=ANSWER_MODES)  # see rule.answer_region
     think_end: str = rule.THINK_END
-    default_family: str | None = None  # family for unknown data_sources; None = unknown data_source is an error
+    # family for unknown data_sources; None = unknown data_source is an error
+    default_family: str | None = option(None, choices=(*rule.FAMILIES, None))
     families: dict[str, str] = field(default_factory=dict)  # data_source -> qa|math|choice overrides
     judge_families: list[str] = field(default_factory=lambda: [rule.QA, rule.MATH])  # MCQ is regex-only
-    qa_metric: str = "sub_em"  # sub_em | em | em_or_sub_em | f1: the QA rule score
+    qa_metric: str = option("sub_em", choices=QA_METRICS)  # the QA rule score
     rel_tol: float = 1.5e-3  # numeric relative tolerance (DocMath: 0.15%)
     min_sig_digits: int = 3  # a rounded number must show this many significant digits (rule.numbers_match)
     max_question_chars: int = 4000  # question sent to the judge when it must be cut out of the prompt
 
     def __post_init__(self) -> None:
-        if self.answer_after_think not in ANSWER_MODES:
-            raise ValueError(f"answer_after_think must be one of {ANSWER_MODES}, got {self.answer_after_think!r}")
-        if self.qa_metric not in QA_METRICS:
-            raise ValueError(f"qa_metric must be one of {QA_METRICS}, got {self.qa_metric!r}")
-        if self.default_family is not None and self.default_family not in rule.FAMILIES:
-            raise ValueError(f"default_family must be one of {rule.FAMILIES} or null, got {self.default_family!r}")
+        check_fields(self)
         self.families = dict(self.families or {})
         for ds, fam in self.families.items():
             if fam not in rule.FAMILIES:

@@ -6,9 +6,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from qwenlong_verl.config import QwenLongConfigError, options_from, qwenlong_section
+from qwenlong_verl.config import QwenLongConfigError, check_fields, option, options_from, qwenlong_section
 
 logger = logging.getLogger(__name__)
+
+RETROSPECTIVE_MODES = ("zero_mean", "weighted")
 
 
 @dataclass
@@ -34,7 +36,7 @@ class CurriculumOptions:
       for an exact switch.
     * ``length_key`` (str, default ``prompt_length``): the stored length column written by ``qwenlong-verl prepare``.
     * ``shuffle`` (bool, default true): shuffle each epoch (false: dataset order, retrospective picks appended).
-    * ``seed`` (int, default 0): seed of the epoch order.
+    * ``seed`` (int, default 42): seed of the epoch order.
     """
 
     lengths: list[int] = field(default_factory=list)
@@ -43,7 +45,7 @@ class CurriculumOptions:
     schedule: list[ScheduleEntry] = field(default_factory=list)
     length_key: str = "prompt_length"
     shuffle: bool = True
-    seed: int = 0
+    seed: int = 42
 
     def __post_init__(self) -> None:
         self.schedule = [s if isinstance(s, ScheduleEntry) else options_from(ScheduleEntry, s, f"schedule[{i}]")
@@ -68,17 +70,19 @@ class RetrospectiveOptions:
     * ``eps`` (float, default 0.01): the epsilon of 1/(mean + eps).
     * ``min_rollouts`` (int, default 1): fewer recorded rollouts than this: the example's difficulty is unknown
       and it is not a candidate.
-    * ``seed`` (int, default 0): seed of the picks (re-drawn each epoch when fewer than all are taken).
+    * ``seed`` (int, default 42): seed of the picks (re-drawn each epoch when fewer than all are taken).
+
+    The bounds sit on the fields; :meth:`SamplingOptions.validate` checks them with the cross-field rules.
     """
 
     enable: bool = False
     difficulty_file: str | None = None
-    mode: str = "zero_mean"
-    ratio: float | None = None
-    count: int | None = None
-    eps: float = 0.01
+    mode: str = option("zero_mean", choices=RETROSPECTIVE_MODES)
+    ratio: float | None = option(None, ge=0, lt=1)
+    count: int | None = option(None, ge=0)
+    eps: float = option(0.01, gt=0)
     min_rollouts: int = 1
-    seed: int = 0
+    seed: int = 42
 
 
 @dataclass
@@ -107,10 +111,10 @@ class SamplingOptions:
 
     ``qwenlong.curriculum``: ``lengths`` ([] | [L_1, L_2, ...] prompt tokens), ``phase`` (1), ``cumulative``
     (false), ``schedule`` ([] | [{phase, until_step}, ...]), ``length_key`` (prompt_length), ``shuffle`` (true),
-    ``seed`` (0).
+    ``seed`` (42).
 
     ``qwenlong.retrospective``: ``enable`` (false), ``difficulty_file`` (null), ``mode`` (zero_mean | weighted),
-    ``ratio`` (null), ``count`` (null), ``eps`` (0.01), ``min_rollouts`` (1), ``seed`` (0).
+    ``ratio`` (null), ``count`` (null), ``eps`` (0.01), ``min_rollouts`` (1), ``seed`` (42).
 
     ``qwenlong.difficulty``: ``enable`` (true), ``metric`` (acc), ``output_file`` (null =
     ``<trainer.default_local_dir>/qwenlong_difficulty.json``), ``save_with_checkpoint`` (true).
@@ -189,17 +193,10 @@ class SamplingOptions:
                         f"data.max_prompt_length={max_prompt_length} is below phase {phase}'s upper bound "
                         f"L_{phase}={upper} (qwenlong.curriculum.lengths={lengths}): prompts of that phase would be "
                         f"truncated; set data.max_prompt_length>={upper}")
-        if retro.mode not in ("zero_mean", "weighted"):
-            raise QwenLongConfigError(f"qwenlong.retrospective.mode must be zero_mean or weighted, got {retro.mode!r}")
+        check_fields(retro, where="qwenlong.retrospective")  # mode, ratio, count, eps: bounds on the fields
         if retro.ratio is not None and retro.count is not None:
             raise QwenLongConfigError(
                 f"qwenlong.retrospective: set ratio ({retro.ratio}) or count ({retro.count}), not both")
-        if retro.ratio is not None and not 0 <= float(retro.ratio) < 1:
-            raise QwenLongConfigError(f"qwenlong.retrospective.ratio must be in [0, 1), got {retro.ratio}")
-        if retro.count is not None and int(retro.count) < 0:
-            raise QwenLongConfigError(f"qwenlong.retrospective.count must be >= 0, got {retro.count}")
-        if retro.eps <= 0:
-            raise QwenLongConfigError(f"qwenlong.retrospective.eps must be > 0, got {retro.eps}")
         if retro.enable and retro.mode == "weighted" and retro.ratio is None and retro.count is None:
             raise QwenLongConfigError(
                 "qwenlong.retrospective.mode=weighted needs qwenlong.retrospective.ratio or .count")
