@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    # httpx (the judge's and eval's client) logs one INFO line per request: only with -v
+    logging.getLogger("httpx").setLevel(logging.INFO if args.verbose else logging.WARNING)
     from qwenlong_verl.io_safety import install_log_redaction
 
     install_log_redaction()  # no URL password in any log line; no log line that fails to encode
