@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from qwenlong_verl.pipeline.options import DemoSizes, cpu_demo_options
-    from qwenlong_verl.pipeline.pipeline import run_pipeline
-    from qwenlong_verl.pipeline.report import ACC_KEY, REWARD_KEY, read_metrics
+    from qwenlong_verl.pipeline.pipeline_options import DemoSizes, cpu_demo_options
+    from qwenlong_verl.pipeline.run_all import run_pipeline
+    from qwenlong_verl.pipeline.run_report import ACC_KEY, REWARD_KEY, read_metrics
 
     # every training row in phase I's band (160-300 tokens < L1 = 320): one phase, many steps
     options = cpu_demo_options(

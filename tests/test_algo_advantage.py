@@ -15,6 +15,7 @@ from verl import DataProto
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn
 from verl.trainer.ppo.ray_trainer import compute_advantage
 
+from qwenlong_verl.config import QwenLongConfigError
 from qwenlong_verl.integration.advantage import (
     ESTIMATOR_NAME,
     advantage_options,
@@ -22,7 +23,6 @@ from qwenlong_verl.integration.advantage import (
     last_task_stats,
     task_labels,
 )
-from qwenlong_verl.config import QwenLongConfigError
 
 EPS = 1e-6
 

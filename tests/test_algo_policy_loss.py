@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla, get_policy_loss_fn
 from verl.workers.config import ActorConfig, PolicyLossConfig
 
+from qwenlong_verl.config import QwenLongConfigError
 from qwenlong_verl.integration import policy_loss as pl
 from qwenlong_verl.integration.policy_loss import (
     LOSS_NAME,
@@ -21,7 +22,6 @@ from qwenlong_verl.integration.policy_loss import (
     compute_policy_loss_qwenlong_dapo,
     truncated_rows,
 )
-from qwenlong_verl.config import QwenLongConfigError
 
 AGG_MODES = ["token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
 

@@ -24,7 +24,7 @@ LAYOUTS = [(1, 8), (4, 8)]
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Model folders (plain and YaRN), prepared data with stored lengths, phase I's difficulty table."""
-    from qwenlong_verl.data.tiny_model import build_tokenizer
+    from qwenlong_verl.tiny_model import build_tokenizer
 
     root = tmp_path_factory.mktemp("gpu_preflight")
     tok = root / "tokenizer"
@@ -234,7 +234,7 @@ def test_main_ppo_stops_before_ray_on_sp8_for_a_7b_model(cluster, tmp_path):
 def test_pipeline_gpu_commands_pass_preflight(cluster, tmp_path, nnodes):
     """`qwenlong-verl pipeline --gpu` on one node by default (it used to ask verl for 4 x 8 GPUs), and on 4 nodes
     when told; phase II trains from a YaRN folder made from phase I's weights."""
-    from qwenlong_verl.pipeline.options import PipelineOptions
+    from qwenlong_verl.pipeline.pipeline_options import PipelineOptions
     from qwenlong_verl.pipeline.stages import rl_command, yarn_model
 
     root = cluster["root"]
@@ -257,8 +257,8 @@ def test_pipeline_gpu_commands_pass_preflight(cluster, tmp_path, nnodes):
 def test_pipeline_gpu_checks_both_rl_phases_before_sft(cluster, tmp_path):
     """A 7B start model with the recipe's SP 8 stops the GPU pipeline in its data stage, before hours of SFT; with
     the 7B overlay it passes (phase II checked on a YaRN view of the start model)."""
-    from qwenlong_verl.pipeline.options import PipelineError, PipelineOptions
-    from qwenlong_verl.pipeline.runner import StageContext
+    from qwenlong_verl.pipeline.pipeline_options import PipelineError, PipelineOptions
+    from qwenlong_verl.pipeline.stage_runner import StageContext
     from qwenlong_verl.pipeline.stages import run_data
 
     root = cluster["root"]

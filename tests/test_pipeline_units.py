@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qwenlong_verl.pipeline.options import PipelineError, PipelineOptions, cpu_demo_options
-from qwenlong_verl.pipeline.report import build_report, read_metrics, render_markdown, write_report
-from qwenlong_verl.pipeline.runner import Stage, StageContext, StageRecord, run_stages
+from qwenlong_verl.pipeline.pipeline_options import PipelineError, PipelineOptions, cpu_demo_options
+from qwenlong_verl.pipeline.run_report import build_report, read_metrics, render_markdown, write_report
+from qwenlong_verl.pipeline.stage_runner import Stage, StageContext, StageRecord, run_stages
 from qwenlong_verl.pipeline.stages import (
     difficulty_output,
     input_model,

@@ -118,7 +118,7 @@ def register(subparsers) -> None:
 
 
 def options_from_args(args: argparse.Namespace):
-    from qwenlong_verl.pipeline.options import PipelineOptions, cpu_demo_options
+    from qwenlong_verl.pipeline.pipeline_options import PipelineOptions, cpu_demo_options
 
     overrides = {k: v for k, v in (("sft", args.sft_override), ("phase1", args.phase1_override),
                                    ("phase2", args.phase2_override), ("rl", args.rl_override)) if v}
@@ -156,8 +156,8 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from qwenlong_verl.pipeline.options import PipelineError
-    from qwenlong_verl.pipeline.pipeline import run_pipeline
+    from qwenlong_verl.pipeline.pipeline_options import PipelineError
+    from qwenlong_verl.pipeline.run_all import run_pipeline
 
     try:
         options = options_from_args(args)

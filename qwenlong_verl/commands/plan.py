@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.io_safety import atomic_path, check_distinct, check_output, write_json
     from qwenlong_verl.sampling.difficulty import DifficultyFileError, DifficultyTable
     from qwenlong_verl.sampling.options import sampling_options
+    from qwenlong_verl.sampling.phase_plan import build_plan, format_plan, plot_plan
     from qwenlong_verl.sampling.phases import MissingLengthError, view_from_file
-    from qwenlong_verl.sampling.plan import build_plan, format_plan, plot_plan
 
     inputs = [args.data, args.difficulty]
     if args.json_out:

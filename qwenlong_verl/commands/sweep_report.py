@@ -119,7 +119,7 @@ def _metrics_file(job: Path, status: Mapping[str, Any] | None) -> Path:
 
 
 def summarize_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
-    from qwenlong_verl.pipeline.report import read_metrics
+    from qwenlong_verl.pipeline.run_report import read_metrics
 
     status = _status(job)
     metrics_path = _metrics_file(job, status)

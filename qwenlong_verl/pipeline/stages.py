@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qwenlong_verl.pipeline.options import PipelineError, PipelineOptions
-from qwenlong_verl.pipeline.runner import Stage, StageContext
+from qwenlong_verl.pipeline.pipeline_options import PipelineError, PipelineOptions
+from qwenlong_verl.pipeline.stage_runner import Stage, StageContext
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def run_data(ctx: StageContext) -> dict[str, Any]:
         if not o.cpu:
             raise PipelineError("stage data: --model is required on GPUs (the SFT start point, e.g. "
                                 "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B)")
-        from qwenlong_verl.data.tiny_model import build_tiny_model
+        from qwenlong_verl.tiny_model import build_tiny_model
 
         model = str(build_tiny_model(out / "model"))
     tok = AutoTokenizer.from_pretrained(model)
@@ -190,8 +190,8 @@ def phase_sizes(train: str, lengths: tuple[int, int], difficulty_file: str | Non
     computed by the trainer's own selection code."""
     from qwenlong_verl.sampling.difficulty import DifficultyTable
     from qwenlong_verl.sampling.options import sampling_options
+    from qwenlong_verl.sampling.phase_plan import build_plan
     from qwenlong_verl.sampling.phases import view_from_file
-    from qwenlong_verl.sampling.plan import build_plan
 
     options = sampling_options({"qwenlong": {
         "curriculum": {"lengths": list(lengths)},
@@ -390,7 +390,7 @@ def run_phase(ctx: StageContext, phase: int) -> dict[str, Any]:
                      metrics=metrics)
     ctx.run_command(cmd, env=_env(ctx, metrics))
     if not (ckpt / "latest_checkpointed_iteration.txt").is_file():
-        from qwenlong_verl.pipeline.report import read_metrics
+        from qwenlong_verl.pipeline.run_report import read_metrics
 
         logged = read_metrics(metrics)
         raise PipelineError(
@@ -521,7 +521,7 @@ def _signature(ctx: StageContext, stage: str) -> dict[str, Any]:
 
 
 def build_stages() -> list[Stage]:
-    from qwenlong_verl.pipeline.report import run_report
+    from qwenlong_verl.pipeline.run_report import run_report
 
     def sig(name: str):
         return lambda ctx: _signature(ctx, name)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qwenlong_verl.pipeline.options import PipelineError, PipelineOptions
+from qwenlong_verl.pipeline.pipeline_options import PipelineError, PipelineOptions
 
 logger = logging.getLogger(__name__)
 

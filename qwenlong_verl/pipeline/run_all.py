@@ -8,8 +8,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from qwenlong_verl.pipeline.options import PipelineOptions
-from qwenlong_verl.pipeline.runner import StageContext, run_stages
+from qwenlong_verl.pipeline.pipeline_options import PipelineOptions
+from qwenlong_verl.pipeline.stage_runner import StageContext, run_stages
 from qwenlong_verl.pipeline.stages import build_stages
 
 logger = logging.getLogger(__name__)

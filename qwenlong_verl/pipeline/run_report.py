@@ -92,7 +92,7 @@ def rl_summary(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def build_report(workdir: Path, records: Mapping[str, Any]) -> dict[str, Any]:
-    """``records``: stage name -> :class:`~qwenlong_verl.pipeline.runner.StageRecord` (or a dict of the same
+    """``records``: stage name -> :class:`~qwenlong_verl.pipeline.stage_runner.StageRecord` (or a dict of the same
     fields)."""
     def field(rec: Any, name: str) -> Any:
         return rec.get(name) if isinstance(rec, Mapping) else getattr(rec, name)
