@@ -257,3 +257,39 @@ def test_hydra_override_lines_build_our_config_the_way_verl_workers_do():
         cfg = compose("ppo_trainer", overrides=bad)
     with pytest.raises(Exception, match="max_response_length"):
         omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+
+
+def _aepo_rank(rank: int, world: int, port: int, queue) -> None:
+    import torch.distributed as dist
+
+    from qwenlong_verl.integration import policy_loss as loss_module
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        # rank 0 sees a low-entropy micro-batch, rank 1 a high-entropy one: alone, their gates would disagree
+        old = torch.full((2, 4), -0.2 if rank == 0 else -2.0)
+        mask = torch.ones(2, 4, dtype=torch.bool)
+        entropy = loss_module.global_entropy(old, mask)
+        queue.put((rank, round(entropy, 6), loss_module.AepoGate().update(entropy, high=1.0, low=0.5)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_aepo_gate_agrees_across_data_parallel_ranks():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_aepo_rank, args=(r, 2, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    results = sorted(queue.get(timeout=10) for _ in procs)
+    assert [r[1] for r in results] == [1.1, 1.1]  # (0.2 + 2.0) / 2 on both ranks
+    assert [r[2] for r in results] == [True, True]

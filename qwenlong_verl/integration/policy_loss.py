@@ -89,8 +89,29 @@ class AepoGate:
         return self.active
 
 
-# One gate per actor process: verl calls the loss once per micro-batch and gives it no step state.
+# One gate per actor process: verl calls the loss once per micro-batch and gives it no step state. Every rank feeds
+# it the same number (the entropy over all ranks' micro-batches, :func:`global_entropy`), so the ranks agree. The state
+# is not in verl's checkpoint: after a resume the gate starts closed and reopens at the first micro-batch whose
+# entropy is above ``aepo_entropy_high`` (between the bounds the first resumed micro-batches keep their negatives).
 AEPO_GATE = AepoGate()
+
+
+def global_entropy(old_log_prob: torch.Tensor, valid: torch.Tensor) -> float:
+    """Token-mean of ``-old_log_prob`` over the valid tokens of this micro-batch on *every* data-parallel rank.
+
+    Why global: each rank sees a different micro-batch, so a per-rank mean would let ranks disagree on the AEPO gate
+    within one step. The all-reduce is safe: FSDP already makes every rank run the same number of micro-batches
+    (verl balances dynamic micro-batches to the same count across the data-parallel group).
+
+    Args:
+        old_log_prob: ``(batch, response_len)`` log-probs of the sampled tokens under the rollout policy.
+        valid: ``(batch, response_len)`` bool mask of response tokens.
+    """
+    stats = torch.stack([(-old_log_prob.detach().float() * valid).sum(), valid.sum().float()])
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and \
+            torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(stats)
+    return float(stats[0] / stats[1].clamp(min=1))
 
 
 class _ConfigView:
@@ -163,7 +184,7 @@ def compute_policy_loss_qwenlong_dapo(
 
     if opts.aepo:
         with torch.no_grad():
-            entropy = float(verl_F.masked_mean(-old_log_prob.detach(), valid))
+            entropy = global_entropy(old_log_prob, valid)
             active = AEPO_GATE.update(entropy, opts.aepo_entropy_high, opts.aepo_entropy_low)
             negative = rows & (verl_F.masked_mean(advantages.detach(), valid, axis=-1) < 0)
             masked = negative if active else torch.zeros_like(negative)
