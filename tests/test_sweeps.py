@@ -232,6 +232,7 @@ def test_local_sweep_runs_each_point_in_its_own_process_and_folder(demo_data, tm
         log = next(t for t in logs.values() if f"'default_local_dir': '{job}/checkpoints" in t)
         assert f"'clip_ratio_high': {value}," in log
         assert f"Creating file logger at {job}/metrics.jsonl" in log
+        assert "Started a local Ray instance" in log  # its own Ray, not the previous job's
         # its own outputs: metrics, difficulty file (next to its checkpoints), nothing of the other job
         steps = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines() if line.strip()]
         assert [s["step"] for s in steps] == [1]
