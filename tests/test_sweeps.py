@@ -187,6 +187,27 @@ def test_report_rows_for_finished_failed_killed_and_running_jobs(tmp_path):
                                                                       "running": 1}
 
 
+PROBE = """
+import json, sys
+from qwenlong_verl.cli import main
+rc = main(sys.argv[1:])
+print("IMPORTS " + json.dumps({"rc": rc, "heavy": sorted(m for m in ("verl", "ray", "torch") if m in sys.modules)}))
+"""
+
+
+def test_report_command_does_not_import_verl(tmp_path):
+    sweep = tmp_path / "sweep"
+    _job(sweep, 0, "1e-6", {"status": "completed", "wall_s": 1.0}, [0.5])
+    _job(sweep, 1, "2e-6", {"status": "failed", "error": "boom"}, None)
+    proc = subprocess.run([sys.executable, "-c", PROBE, "sweep-report", str(sweep), "--out", str(tmp_path / "r")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("IMPORTS ")), None)
+    assert line is not None, proc.stderr[-2000:]
+    assert json.loads(line[len("IMPORTS "):]) == {"rc": 0, "heavy": []}, proc.stderr[-2000:]
+    assert "| 1 | 2e-6 | failed |" in proc.stdout
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {REPORT_MD, REPORT_JSON, REWARD_PNG}
+
+
 def test_report_command_errors_in_one_line(tmp_path):
     proc = _cli(["sweep-report", tmp_path / "missing"], tmp_path)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
