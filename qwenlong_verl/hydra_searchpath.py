@@ -4,8 +4,8 @@ Hydra finds search-path plugins by listing the ``hydra_plugins`` namespace packa
 ``hydra_plugins/qwenlong_verl_searchpath`` on ``sys.path`` and Hydra lists it. An editable install
 (``pip install -e .``, how contributors install) maps packages through setuptools' import finder instead: the module
 imports, but ``hydra_plugins.__path__`` is the finder's placeholder, which ``pkgutil`` cannot list, so Hydra never
-sees the plugin and ``+recipe=`` is refused. :func:`ensure_searchpath_plugin` registers the plugin with Hydra directly
-when its scan missed it (``Plugins.register`` is Hydra's API for that). verl entry points call it while ``import verl``
+sees the plugin and ``+recipe=`` is refused. :func:`ensure_searchpath_plugin` registers our plugins with Hydra directly
+when its scan missed them (``Plugins.register`` is Hydra's API for that). verl entry points call it while ``import verl``
 loads our plugins (before Hydra starts); ``doctor``, ``preflight`` and the tests call it before composing.
 """
 
@@ -36,18 +36,27 @@ def searchpath_plugin_discovered() -> bool:
 
 
 def ensure_searchpath_plugin() -> str | None:
-    """Make sure Hydra knows our search-path plugin. Returns how: ``"scanned"`` (Hydra found it), ``"registered"``
-    (an editable install: registered here), or None when the plugin module cannot be imported at all."""
+    """Make sure Hydra knows our plugins (the search path, and any other plugin module in our ``hydra_plugins``
+    package, e.g. the sweep launcher). Returns how: ``"scanned"`` (Hydra found them), ``"registered"`` (an editable
+    install: registered here), or None when the plugin package cannot be imported at all."""
     if searchpath_plugin_discovered():
         return "scanned"
     try:
         import importlib
+        import inspect
+        import pkgutil
 
         from hydra.core.plugins import Plugins
+        from hydra.plugins.plugin import Plugin
 
-        cls = getattr(importlib.import_module(SEARCHPATH_MODULE), SEARCHPATH_CLASS)
-        Plugins.instance().register(cls)
+        package = importlib.import_module(SEARCHPATH_MODULE.rsplit(".", 1)[0])
+        registry = Plugins.instance()
+        for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            for _, cls in inspect.getmembers(module, inspect.isclass):
+                if cls.__module__ == module.__name__ and issubclass(cls, Plugin) and not inspect.isabstract(cls):
+                    registry.register(cls)
     except Exception as exc:  # noqa: BLE001
-        logger.debug("cannot register %s: %s", SEARCHPATH_MODULE, exc)
+        logger.debug("cannot register the plugins of %s: %s", SEARCHPATH_MODULE, exc)
         return None
     return "registered" if searchpath_plugin_discovered() else None
