@@ -7,6 +7,7 @@ import asyncio
 import json
 import random
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -87,6 +88,26 @@ def test_one_transport_serves_several_event_loops():
         assert asyncio.run(http.post({"messages": [{"role": "user", "content": "q"}]}, parse)).value == "ok"  # a new loop: a fresh httpx client
         asyncio.run(http.aclose())
         assert server.count == 2
+
+
+def test_requests_spread_over_small_pools_up_to_the_limit():
+    """10 connections in pools of 4, 4 and 2: all 10 are used at once, never more (no request waits in a pool)."""
+    with FakeOpenAIServer(default_reply="ok", latency_s=0.1) as server:
+        http = OpenAIChatTransport(server.base_url + "/chat/completions", max_connections=10, timeout_s=5)
+        parse = lambda p: p["choices"][0]["message"]["content"]  # noqa: E731
+
+        async def go():
+            try:
+                return await asyncio.gather(*(http.post({"messages": [{"role": "user", "content": str(i)}]}, parse)
+                                              for i in range(30)))
+            finally:
+                await http.aclose()
+
+        start = time.perf_counter()
+        replies = asyncio.run(go())
+        assert all(r.value == "ok" and r.attempts == 1 for r in replies)
+        assert server.max_in_flight == 10 and server.count == 30
+        assert time.perf_counter() - start < 2.0  # three waves of 0.1 s, not a pool timeout
 
 
 # -- the row reader ----------------------------------------------------------------------------------------------------
