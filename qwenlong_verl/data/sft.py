@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwenlong_verl.config import check_fields, option
+
 logger = logging.getLogger(__name__)
 
 REASONING_MODES = ("column", "evidence", "none")
@@ -51,23 +53,18 @@ class SFTConversionOptions:
     * ``max_evidence_sentences``: at most this many document sentences in an ``evidence`` reasoning.
     """
 
-    reasoning: str = "column"
+    reasoning: str = option("column", choices=REASONING_MODES)
     reasoning_key: str = "reasoning"
     think_open: str = "<think>"
     think_close: str = "</think>"
     answer_template: str = "Therefore, the answer is {answer}."
-    max_prompt_tokens: int | None = None
-    max_evidence_sentences: int = 2
+    max_prompt_tokens: int | None = option(None, gt=0)
+    max_evidence_sentences: int = option(2, ge=1)
 
     def __post_init__(self) -> None:
-        if self.reasoning not in REASONING_MODES:
-            raise ValueError(f"reasoning must be one of {REASONING_MODES}, got {self.reasoning!r}")
+        check_fields(self)
         if "{answer}" not in self.answer_template:
             raise ValueError(f"answer_template must contain '{{answer}}', got {self.answer_template!r}")
-        if self.max_prompt_tokens is not None and int(self.max_prompt_tokens) <= 0:
-            raise ValueError(f"max_prompt_tokens must be positive or None, got {self.max_prompt_tokens!r}")
-        if int(self.max_evidence_sentences) < 1:
-            raise ValueError(f"max_evidence_sentences must be >= 1, got {self.max_evidence_sentences!r}")
 
 
 @dataclass
