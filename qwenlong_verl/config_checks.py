@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from qwenlong_verl.config import QwenLongConfigError, options_from, qwenlong_section
+from qwenlong_verl.config import QwenLongConfigError, check_fields, options_from, qwenlong_section
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ def check_qwenlong_options(config: Any) -> None:
         if not isinstance(values, Mapping):
             raise QwenLongConfigError(f"qwenlong.{name} must be a mapping of options, got {values!r}")
         check_types(cls, values, f"qwenlong.{name}")
-        options_from(cls, values, f"qwenlong.{name}")  # unknown keys, ranges, enums
+        options = options_from(cls, values, f"qwenlong.{name}")  # unknown keys, the dataclass's own checks
+        check_fields(options, where=f"qwenlong.{name}")  # the bounds on the fields, also where checked later
     judge = block.get("judge") or {}
     check_url(judge.get("base_url"), "qwenlong.judge.base_url")
 

@@ -55,6 +55,8 @@ BAD = {
     "curriculum_phase_str": ({"curriculum": {"phase": "two"}}, "qwenlong.curriculum.phase='two' has type str"),
     "curriculum_lengths_str": ({"curriculum": {"lengths": "20000,60000"}}, "qwenlong.curriculum.lengths="),
     "retro_unknown_key": ({"retrospective": {"ratoi": 0.1}}, "unknown option(s) qwenlong.retrospective.ratoi"),
+    "retro_ratio_range": ({"retrospective": {"ratio": 1.5}}, "qwenlong.retrospective.ratio must be in [0, 1), got 1.5"),
+    "retro_mode": ({"retrospective": {"mode": "hardest"}}, "qwenlong.retrospective.mode must be one of"),
     "advantage_scope": ({"advantage": {"std_scope": "batch"}}, "std_scope='batch'"),
 }
 
