@@ -69,7 +69,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from qwenlong_verl.data.tiny_model import build_tiny_model
+    from qwenlong_verl.tiny_model import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
