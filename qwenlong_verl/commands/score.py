@@ -64,9 +64,9 @@ def _families(items: list[str]) -> dict[str, str]:
 
 async def _score(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[Any], dict[str, Any] | None]:
     from qwenlong_verl.io_safety import scrub
-    from qwenlong_verl.reward.judge import JudgeClient, JudgeOptions
-    from qwenlong_verl.reward.offline import load_rows
-    from qwenlong_verl.reward.scoring import HybridScorer, ScoreOptions
+    from qwenlong_verl.reward.judge import JudgeOptions
+    from qwenlong_verl.reward.offline import load_rows, score_rows
+    from qwenlong_verl.reward.scoring import ScoreOptions
 
     rows, bad = scrub(load_rows(args.input))
     if bad:
@@ -74,18 +74,14 @@ async def _score(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[A
                        args.input, bad)
     options = ScoreOptions(answer_after_think=args.answer_after_think, qa_metric=args.qa_metric,
                            default_family=args.default_family, families=_families(args.family))
-    judge = None
+    judge_options = None
     if args.judge_url:
-        judge = JudgeClient(JudgeOptions(base_url=openai_base_url(args.judge_url), model=args.judge_model,
-                                         max_concurrency=args.judge_concurrency, timeout_s=args.judge_timeout,
-                                         max_retries=args.judge_retries, api_key_env=args.judge_api_key_env,
-                                         **({"mode": args.judge_mode} if args.judge_mode else {})))
-    try:
-        scores = await HybridScorer(options, judge).score_many(rows, progress=not args.no_progress)
-    finally:
-        if judge is not None:
-            await judge.aclose()
-    return rows, scores, (judge.stats.as_dict() if judge is not None else None)
+        judge_options = JudgeOptions(base_url=openai_base_url(args.judge_url), model=args.judge_model,
+                                     max_concurrency=args.judge_concurrency, timeout_s=args.judge_timeout,
+                                     max_retries=args.judge_retries, api_key_env=args.judge_api_key_env,
+                                     **({"mode": args.judge_mode} if args.judge_mode else {}))
+    scores, judge_stats = await score_rows(rows, options, judge_options, progress=not args.no_progress)
+    return rows, scores, judge_stats
 
 
 def _row_id(row: dict[str, Any], position: int) -> str:
@@ -123,7 +119,7 @@ def _check_judge_answers(url: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.io_safety import check_distinct, check_output, write_jsonl, write_text
-    from qwenlong_verl.reward.offline import format_table, summarise
+    from qwenlong_verl.reward.offline import format_table, judge_failed_rows, summarise
 
     # every output is checked before any judge request: a bad path must not cost the scoring
     if args.output:
@@ -154,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                        judge_stats["failures"], judge_stats["requests"])
     if args.json_out:
         payload = {"input": args.input, "summary": summary, "judge": judge_stats,
-                   "judge_failed_rows": sum(bool(s.judge_failed) for s in scores),
+                   "judge_failed_rows": judge_failed_rows(scores),
                    "options": {"answer_after_think": args.answer_after_think, "qa_metric": args.qa_metric,
                                "judge_model": args.judge_model if args.judge_url else None}}
         text = json.dumps(payload, indent=2)

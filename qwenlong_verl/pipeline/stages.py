@@ -429,12 +429,41 @@ def eval_models(ctx: StageContext) -> list[tuple[str, str]]:
     return out
 
 
-def _score_summary(path: Path) -> dict[str, Any]:
-    payload = json.loads(path.read_text(encoding="utf-8"))
-    overall = payload["summary"].get("ALL", {})
+def score_responses(ctx: StageContext, label: str, responses: Path) -> dict[str, Any]:
+    """Score one model's responses in this process with the reward library (the same hybrid scorer as
+    ``qwenlong-verl score``: rule, and the judge when the run has one); writes ``<label>_scored.jsonl`` and
+    ``<label>_scores.json``. A judge call that finally failed fails the stage, named: such scores are not final."""
+    import asyncio
+
+    from qwenlong_verl.io_safety import write_jsonl, write_text
+    from qwenlong_verl.reward.judge import JudgeOptions
+    from qwenlong_verl.reward.offline import judge_failed_rows, load_rows, score_rows, summarise
+    from qwenlong_verl.reward.scoring import ScoreOptions
+
+    o, out = ctx.options, ctx.stage_dir()
+    rows = load_rows(responses)
+    judge = None
+    if ctx.judge_url:
+        from qwenlong_verl.cli_args import openai_base_url
+
+        judge = JudgeOptions(base_url=openai_base_url(ctx.judge_url),
+                             **({"model": o.judge_model} if o.judge_model else {}))
+    options = ScoreOptions(answer_after_think="optional", qa_metric="em_or_sub_em")  # as `qwenlong-verl score`
+    scores, judge_stats = asyncio.run(score_rows(rows, options, judge))
+    write_jsonl(out / f"{label}_scored.jsonl", ({**r, **s.as_dict()} for r, s in zip(rows, scores, strict=True)),
+                default=str)
+    summary = summarise(scores)
+    failed = judge_failed_rows(scores)
+    payload = {"input": str(responses), "summary": summary, "judge": judge_stats, "judge_failed_rows": failed}
+    write_text(out / f"{label}_scores.json", json.dumps(payload, indent=2) + "\n")
+    if failed:
+        raise PipelineError(f"stage eval: the judge call failed for {failed} of {len(scores)} {label} response(s); "
+                            f"their scores are rule-only ({out / f'{label}_scores.json'}). Check the judge and rerun "
+                            "with --from eval")
+    overall = summary.get("ALL", {})
     return {"rows": overall.get("rows", 0), "score": overall.get("score"), "rule_acc": overall.get("rule_acc"),
             "judge_calls": overall.get("judge_calls", 0), "judge_yes": overall.get("judge_yes", 0),
-            "by_data_source": {k: v for k, v in payload["summary"].items() if k != "ALL"}}
+            "by_data_source": {k: v for k, v in summary.items() if k != "ALL"}, "scores": str(out / f"{label}_scores.json")}
 
 
 def run_eval(ctx: StageContext) -> dict[str, Any]:
@@ -453,16 +482,7 @@ def run_eval(ctx: StageContext) -> dict[str, Any]:
                          *[a for f in files for a in ("--data", f)], "--out", str(responses),
                          "--max-new-tokens", str(o.eval_max_new_tokens), "--temperature", str(o.eval_temperature)],
                         env=_env(ctx, out / METRICS_FILE))
-        scores = out / f"{label}_scores.json"
-        cmd = [sys.executable, "-m", "qwenlong_verl.cli", "score", str(responses), "--json", str(scores),
-               "--output", str(out / f"{label}_scored.jsonl"), "--no-progress"]
-        if ctx.judge_url:
-            cmd += ["--judge-url", ctx.judge_url]
-            if o.judge_model:
-                cmd += ["--judge-model", o.judge_model]
-        ctx.run_command(cmd, env=_env(ctx, out / METRICS_FILE))
-        results[label] = {"model": model, "responses": str(responses), "scores": str(scores),
-                          **_score_summary(scores)}
+        results[label] = {"model": model, "responses": str(responses), **score_responses(ctx, label, responses)}
     return {"models": results, "data": files}
 
 
@@ -474,15 +494,22 @@ def _eval_endpoint(ctx: StageContext, label: str, model: str, files: list[str]) 
         raise PipelineError("stage eval: --eval-backend endpoint needs --eval-endpoint (an OpenAI-compatible server "
                             "serving the trained model, e.g. `vllm serve <phase2 hf folder>`)")
     out = ctx.stage_dir() / f"{label}_eval"
-    cmd = [sys.executable, "-m", "qwenlong_verl.cli", "eval", "--endpoint", o.eval_endpoint,
-           "--model", o.eval_served_model or label, "--tokenizer", model,
-           *[a for f in files for a in ("--data", f)], "--out", str(out),
-           "--max-tokens", str(o.eval_max_new_tokens), "--temperature", str(o.eval_temperature), "--no-progress"]
+    argv = ["eval", "--endpoint", o.eval_endpoint, "--model", o.eval_served_model or label, "--tokenizer", model,
+            *[a for f in files for a in ("--data", f)], "--out", str(out),
+            "--max-tokens", str(o.eval_max_new_tokens), "--temperature", str(o.eval_temperature), "--no-progress"]
     if ctx.judge_url:
-        cmd += ["--judge-endpoint", ctx.judge_url]
-        if o.judge_model:
-            cmd += ["--judge-model", o.judge_model]
-    ctx.run_command(cmd, env=_env(ctx, ctx.stage_dir() / METRICS_FILE))
+        argv += ["--judge-endpoint", ctx.judge_url, "--judge-model", o.judge_model or "Qwen/Qwen2.5-1.5B-Instruct"]
+    # the eval library in this process, through the command's own parser (one set of defaults and checks)
+    from qwenlong_verl.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except Exception as exc:  # noqa: BLE001 - the command's named errors (CommandError, ValueError, OSError)
+        raise PipelineError(f"stage eval ({label}): {exc}") from exc
+    if code != 0:
+        raise PipelineError(f"stage eval ({label}): evaluation did not complete (exit {code}; failed samples are "
+                            f"listed in {out / 'report.json'}); rerun with --from eval to retry them")
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     avg = report.get("average") or {}
     return {"model": o.eval_served_model or label, "report": str(out / "report.json"),

@@ -1,6 +1,6 @@
 """Offline scoring of response files: load rows, score them with :class:`HybridScorer`, summarise per data_source.
 
-Used by ``qwenlong-verl score``. A row is ``{data_source, question, response, ground_truth}``; verl's RL layout
+Used by ``qwenlong-verl score`` and the pipeline's eval stage (:func:`score_rows`). A row is ``{data_source, question, response, ground_truth}``; verl's RL layout
 (``reward_model.ground_truth``, ``extra_info.question``) is accepted too.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qwenlong_verl.reward.scoring import RowError, SampleScore
+from qwenlong_verl.reward.scoring import RowError, SampleScore, ScoreOptions
 from qwenlong_verl.row_files import plain, read_row_file
 
 
@@ -88,3 +88,27 @@ def format_table(summary: Mapping[str, Mapping[str, float]]) -> str:
                 for r in lines]
     rendered.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(rendered)
+
+
+async def score_rows(rows: Sequence[Mapping[str, Any]], options: ScoreOptions, judge_options: Any = None, *,
+                     progress: bool = False) -> tuple[list[SampleScore], dict[str, Any] | None]:
+    """Score ``rows`` with the hybrid scorer: the rule, and with ``judge_options`` (a
+    :class:`~qwenlong_verl.reward.judge.JudgeOptions`) the judge for rows the rule scores below 1.
+
+    Returns:
+        (one score per row, the judge client's stats or None without a judge).
+    """
+    from qwenlong_verl.reward.judge import JudgeClient
+    from qwenlong_verl.reward.scoring import HybridScorer
+
+    judge = JudgeClient(judge_options) if judge_options is not None else None
+    try:
+        scores = await HybridScorer(options, judge).score_many(list(rows), progress=progress)
+    finally:
+        if judge is not None:
+            await judge.aclose()
+    return scores, (judge.stats.as_dict() if judge is not None else None)
+
+
+def judge_failed_rows(scores: Sequence[SampleScore]) -> int:
+    return sum(bool(s.judge_failed) for s in scores)
