@@ -89,7 +89,7 @@ CONTACTS: tuple[Contact, ...] = (
     _c(f"{TRAINER}.on_validate_end", "trainer_mode", "drops validation records"),
     _c(f"{TRAINER}.fit", "trainer_mode", "wrapped", params=("agent_loop_manager",)),
     _c("verl.utils.dataset.rl_dataset:collate_fn", "trainer_mode", "the dataloader's collate function"),
-    _c("transfer_queue:kv_batch_get", "trainer_mode", "reads uid/index/extra_fields/rm_scores of the step's batch",
+    _c("transfer_queue:kv_batch_get", "batch_fields", "reads uid/index/data_source/extra_fields/rm_scores of a batch",
        params=("keys", "partition_id", "select_fields")),
     # -- CPU backend
     _c("verl.plugin.platform.platform_base:PlatformBase", "cpu_platform", "the cpu platform subclasses it",

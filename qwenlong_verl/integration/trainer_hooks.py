@@ -17,14 +17,11 @@ import logging
 from typing import Any
 
 from qwenlong_verl.integration.advantage import ESTIMATOR_NAME, advantage_options, last_task_stats, task_labels
+from qwenlong_verl.integration.batch_fields import batch_fields
 
 logger = logging.getLogger(__name__)
 
 TASK_FIELD = "data_source"
-
-
-def _as_list(values: Any) -> list:
-    return list(values.tolist()) if hasattr(values, "tolist") else list(values)
 
 
 def task_std_metrics(stats: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -48,11 +45,9 @@ class AlgoTrainerMixin:
     def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
         if not self._uses_task_std():
             return super()._compute_advantage(batch, metrics)  # type: ignore[misc]
-        import transfer_queue as tq  # V1 trainer dependency; only imported when the V1 trainer runs
-
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["uid", TASK_FIELD])
-        uids = [str(u) for u in _as_list(data["uid"])]
-        tasks = [str(t) for t in _as_list(data[TASK_FIELD])]
+        data = batch_fields(batch, ["uid", TASK_FIELD])
+        uids = [str(u) for u in data["uid"]]
+        tasks = [str(t) for t in data[TASK_FIELD]]
         labels: dict[str, str] = {}
         for key, uid, task in zip(batch.keys, uids, tasks, strict=True):
             if labels.setdefault(uid, task) != task:

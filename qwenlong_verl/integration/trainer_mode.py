@@ -25,6 +25,7 @@ from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from qwenlong_verl import telemetry
+from qwenlong_verl.integration.batch_fields import batch_fields
 from qwenlong_verl.sampling.difficulty import FILE_NAME, DifficultyTable, difficulty_score
 from qwenlong_verl.sampling.options import SamplingOptions, sampling_options
 from qwenlong_verl.sampling.phases import DatasetView, view_from_arrow
@@ -42,10 +43,6 @@ try:  # per-task advantage std (another plugin); the trainer works without it
     _MIXINS: tuple[type, ...] = (AlgoTrainerMixin,)
 except ImportError:  # pragma: no cover - only when that plugin is absent
     _MIXINS = ()
-
-
-def _as_list(values: Any) -> list:
-    return list(values.tolist()) if hasattr(values, "tolist") else list(values)
 
 
 def dataset_view(dataset: Any, length_key: str) -> DatasetView:
@@ -188,12 +185,8 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
 
     def _qw_batch_indices(self, batch: Any) -> dict[str, Any]:
         """uid -> example index of the prompt groups in the trained batch."""
-        import transfer_queue as tq  # V1 trainer dependency
-
-        if not batch.keys:
-            return {}
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["uid", "index"])
-        return {str(u): i for u, i in zip(_as_list(data["uid"]), _as_list(data["index"]), strict=True)}
+        data = batch_fields(batch, ["uid", "index"])
+        return {str(u): i for u, i in zip(data["uid"], data["index"], strict=True)}
 
     def _qw_batch_metrics(self, batch: Any) -> dict[str, float]:
         """Phase, share of retrospective examples and mean prior difficulty of the trained batch."""
@@ -262,15 +255,11 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
             logger.warning("qwenlong: no reward telemetry (is reward.reward_manager.name=qwenlong?); the difficulty "
                            "table falls back to the trained batch and misses groups evicted by filter_groups")
             self._qw_warned_fallback = True
-        import transfer_queue as tq
-
         metric = self.difficulty.metric
         records = []
         try:
-            data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
-                                   select_fields=["index", "extra_fields", "rm_scores"])
-            for idx, extra, scores in zip(_as_list(data["index"]), list(data["extra_fields"]),
-                                          list(data["rm_scores"]), strict=True):
+            data = batch_fields(batch, ["index", "extra_fields", "rm_scores"], raw=("extra_fields", "rm_scores"))
+            for idx, extra, scores in zip(data["index"], data["extra_fields"], data["rm_scores"], strict=True):
                 extra = getattr(extra, "data", extra)
                 info = extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
                 value = info.get(metric)
