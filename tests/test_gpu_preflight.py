@@ -196,16 +196,19 @@ def test_judge_url_is_checked_and_probed(cluster):
                    _errors(run_preflight(wrong, gpu_memory_gib=80, network=True)))
 
 
-def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def _cli(args: list[str], cwd: Path, *options: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "qwenlong_verl.cli", "preflight", "--no-network", *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "qwenlong_verl.cli", "preflight", "--no-network", *options, *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_cli_passes_the_readme_phase2_command_for_32b_on_4x8(cluster, tmp_path):
-    proc = _cli(readme_command(cluster, "DeepSeek-R1-Distill-Qwen-32B", 2, 4, 8), tmp_path)
+    proc = _cli(readme_command(cluster, "DeepSeek-R1-Distill-Qwen-32B", 2, 4, 8), tmp_path,
+                "--json", str(tmp_path / "preflight.json"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "preflight: 0 error(s)" in proc.stdout
+    saved = json.loads((tmp_path / "preflight.json").read_text())
+    assert saved["ok"] is True and saved["summary"]["nodes_x_gpus"] == "4x8"
     assert "64 heads" not in proc.stdout and "40 heads / 8 KV" in proc.stdout
 
 

@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.preflight.all_checks import run_preflight
 
     overrides = [o for o in args.overrides if o != "--"]
+    if args.json:
+        from qwenlong_verl.io_safety import check_output
+
+        check_output(args.json, option="--json")  # before the work: a bad path must not cost the checks
     if not overrides:
         logging.getLogger("qwenlong_verl").error(
             "preflight needs the overrides you would give main_ppo, e.g. `qwenlong-verl preflight "
@@ -58,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
     n_warn = sum(f.level == "warning" for f in report.findings)
     print(f"\npreflight: {n_err} error(s), {n_warn} warning(s)" + ("" if n_err else ": main_ppo should start"))
     if args.json:
+        from qwenlong_verl.io_safety import write_text
+
         payload = {"ok": report.ok, "summary": s, "findings": [f.to_dict() for f in report.findings]}
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1, default=str)
+        write_text(args.json, json.dumps(payload, indent=1, default=str) + "\n")
     sys.stdout.flush()
     return 0 if report.ok else 1
