@@ -48,11 +48,12 @@ def test_tested_stack_equals_verls_pins():
 def test_gpu_extra_is_verls_extras_and_our_ranges_admit_its_pins():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    gpu = [Requirement(line) for line in cfg["options.extras_require"]["gpu"].split("\n") if line.strip()]
+    gpu = [Requirement(line.split("#", 1)[0]) for line in cfg["options.extras_require"]["gpu"].split("\n")
+           if line.split("#", 1)[0].strip()]
     assert [(r.name, set(r.extras), str(r.specifier)) for r in gpu] == [
         ("verl", set(VERL_GPU_EXTRAS), f"=={metadata.version('verl')}")]
-    ours = {Requirement(line).name: Requirement(line) for line in cfg["options"]["install_requires"].split("\n")
-            if line.strip()}
+    lines = [line.split("#", 1)[0].strip() for line in cfg["options"]["install_requires"].split("\n")]
+    ours = {Requirement(line).name: Requirement(line) for line in lines if line}
     for package, version in TESTED_STACK.items():
         if package in ours:  # install_requires must not exclude verl's GPU pins (pip would fail to resolve)
             assert ours[package].specifier.contains(Version(version)), (package, str(ours[package].specifier))

@@ -33,7 +33,8 @@ from qwenlong_verl.sampling.sampler import PhasedRetrospectiveSampler
 
 logger = logging.getLogger(__name__)
 # like verl's own modules: phase switches and difficulty-file writes show in the TaskRunner log at INFO
-logging.getLogger("qwenlong_verl.sampling").setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
+for _name in ("qwenlong_verl.sampling", __name__):
+    logging.getLogger(_name).setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
 
 TRAINER_MODE = "qwenlong"
 
