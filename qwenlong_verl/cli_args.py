@@ -37,40 +37,23 @@ def _number(text: str, kind: type) -> Any:
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+def _ranged(kind: type, ok, wanted: str):
+    """An argparse type: a number of ``kind`` for which ``ok(value)`` holds, else "expected <wanted>"."""
+    def parse(text: str):
+        value = _number(text, kind)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def nonneg_float(text: str) -> float:
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    """A probability in (0, 1] (top-p)."""
-    value = _number(text, float)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return value
+positive_int = _ranged(int, lambda v: v >= 1, "an integer >= 1")
+nonneg_int = _ranged(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _ranged(float, lambda v: v > 0, "a number > 0")
+nonneg_float = _ranged(float, lambda v: v >= 0, "a number >= 0")
+# A probability in (0, 1] (top-p).
+unit_interval = _ranged(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
 def positive_ints(text: str) -> list[int]:

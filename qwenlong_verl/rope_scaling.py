@@ -52,6 +52,14 @@ class YarnSettings:
     def positions(self) -> int:
         return int(self.factor * self.original_max_position_embeddings)
 
+    def declared_by(self, rope_scaling: dict[str, Any] | None, max_position_embeddings: int) -> bool:
+        """Whether a model whose config declares ``rope_scaling`` (see :func:`declared_rope_scaling`) and
+        ``max_position_embeddings`` already has exactly this YaRN."""
+        rs = rope_scaling or {}
+        return (rs.get("rope_type") == "yarn" and float(rs.get("factor", 0)) == float(self.factor)
+                and int(rs.get("original_max_position_embeddings") or 0) == self.original_max_position_embeddings
+                and max_position_embeddings >= self.positions)
+
 
 def with_yarn(config: dict[str, Any], yarn: YarnSettings) -> dict[str, Any]:
     """``config`` (a parsed ``config.json``) with YaRN rope scaling and ``max_position_embeddings`` raised to
@@ -69,13 +77,23 @@ def with_yarn(config: dict[str, Any], yarn: YarnSettings) -> dict[str, Any]:
     return out
 
 
+def declared_rope_scaling(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The rope scaling a parsed ``config.json`` declares, as one dict with ``rope_type`` (None for plain rope).
+
+    transformers < 5 writes ``rope_scaling`` (key ``type`` or ``rope_type``); transformers 5 writes
+    ``rope_parameters`` whose ``rope_type`` is ``default`` for plain rope."""
+    raw = config.get("rope_scaling") or config.get("rope_parameters") or None
+    if not isinstance(raw, dict):
+        return None
+    kind = raw.get("rope_type", raw.get("type"))
+    if kind in (None, "default"):
+        return None
+    return {**raw, "rope_type": kind}
+
+
 def has_yarn(config: dict[str, Any], yarn: YarnSettings) -> bool:
     """Whether ``config`` already declares these YaRN settings (either key spelling)."""
-    rs = config.get("rope_scaling") or config.get("rope_parameters") or {}
-    kind = rs.get("rope_type", rs.get("type")) if isinstance(rs, dict) else None
-    return (kind == "yarn" and float(rs.get("factor", 0)) == float(yarn.factor)
-            and int(rs.get("original_max_position_embeddings") or 0) == yarn.original_max_position_embeddings
-            and int(config.get("max_position_embeddings") or 0) >= yarn.positions)
+    return yarn.declared_by(declared_rope_scaling(config), int(config.get("max_position_embeddings") or 0))
 
 
 def write_yarn_model(src: str | Path, dst: str | Path, yarn: YarnSettings = YarnSettings()) -> Path:

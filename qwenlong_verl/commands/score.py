@@ -119,7 +119,7 @@ def _check_judge_answers(url: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.io_safety import check_distinct, check_output, write_jsonl, write_text
-    from qwenlong_verl.reward.offline import format_table, judge_failed_rows, summarise
+    from qwenlong_verl.reward.offline import format_table, score_payload, scored_rows, summarise
 
     # every output is checked before any judge request: a bad path must not cost the scoring
     if args.output:
@@ -135,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
         logger.error("%s", exc)
         return 1
     if args.output:
-        _, bad = write_jsonl(args.output, ({**row, **s.as_dict()} for row, s in zip(rows, scores, strict=True)),
-                             default=str)
+        _, bad = write_jsonl(args.output, scored_rows(rows, scores), default=str)
         if bad:
             logger.warning("%d unencodable character(s) (lone surrogates) replaced by U+FFFD in %s", bad,
                            args.output)
@@ -149,10 +148,9 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("judge: %d of %d requests failed; those rows kept their rule score",
                        judge_stats["failures"], judge_stats["requests"])
     if args.json_out:
-        payload = {"input": args.input, "summary": summary, "judge": judge_stats,
-                   "judge_failed_rows": judge_failed_rows(scores),
-                   "options": {"answer_after_think": args.answer_after_think, "qa_metric": args.qa_metric,
-                               "judge_model": args.judge_model if args.judge_url else None}}
+        payload = score_payload(args.input, summary, scores, judge_stats,
+                                options={"answer_after_think": args.answer_after_think, "qa_metric": args.qa_metric,
+                                         "judge_model": args.judge_model if args.judge_url else None})
         text = json.dumps(payload, indent=2)
         if args.json_out == "-":
             print(text)

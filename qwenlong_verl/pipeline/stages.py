@@ -437,7 +437,7 @@ def score_responses(ctx: StageContext, label: str, responses: Path) -> dict[str,
 
     from qwenlong_verl.io_safety import write_jsonl, write_text
     from qwenlong_verl.reward.judge import JudgeOptions
-    from qwenlong_verl.reward.offline import judge_failed_rows, load_rows, score_rows, summarise
+    from qwenlong_verl.reward.offline import load_rows, score_payload, score_rows, scored_rows, summarise
     from qwenlong_verl.reward.scoring import ScoreOptions
 
     o, out = ctx.options, ctx.stage_dir()
@@ -450,11 +450,10 @@ def score_responses(ctx: StageContext, label: str, responses: Path) -> dict[str,
                              **({"model": o.judge_model} if o.judge_model else {}))
     options = ScoreOptions(answer_after_think="optional", qa_metric="em_or_sub_em")  # as `qwenlong-verl score`
     scores, judge_stats = asyncio.run(score_rows(rows, options, judge))
-    write_jsonl(out / f"{label}_scored.jsonl", ({**r, **s.as_dict()} for r, s in zip(rows, scores, strict=True)),
-                default=str)
+    write_jsonl(out / f"{label}_scored.jsonl", scored_rows(rows, scores), default=str)
     summary = summarise(scores)
-    failed = judge_failed_rows(scores)
-    payload = {"input": str(responses), "summary": summary, "judge": judge_stats, "judge_failed_rows": failed}
+    payload = score_payload(responses, summary, scores, judge_stats)
+    failed = payload["judge_failed_rows"]
     write_text(out / f"{label}_scores.json", json.dumps(payload, indent=2) + "\n")
     if failed:
         raise PipelineError(f"stage eval: the judge call failed for {failed} of {len(scores)} {label} response(s); "

@@ -36,10 +36,11 @@ def plain(cfg: DictConfig) -> dict[str, Any]:
 
 
 def model_facts(cfg: dict[str, Any]) -> tuple[ModelFacts | None, list[Finding]]:
+    """The model's sizes from its folder's ``config.json`` (None, with no finding, while the path is unset: verl
+    names a missing mandatory value itself)."""
     path = checks.sel(cfg, "actor_rollout_ref.model.path")
     if not path or path == "???":
-        return None, [Finding("error", "model", "actor_rollout_ref.model.path", "is not set",
-                              "actor_rollout_ref.model.path=/path/to/model_folder")]
+        return None, []
     if not Path(str(path)).is_dir():
         return None, [Finding("warning", "model", "actor_rollout_ref.model.path",
                               f"{path!r} is not a local folder: the checks that need the model's config.json "
@@ -79,18 +80,21 @@ def qwenlong_rule_findings(config: DictConfig) -> list[Finding]:
 
 def driver_findings(config: DictConfig, *, gpu_memory_gib: float | None = None,
                     strict_env: bool = False) -> list[Finding]:
-    """The cheap checks (no verl, no network): what the Hydra guard runs before Ray starts."""
-    cfg = plain(config)
+    """The cheap checks (no verl, no network): what the Hydra guard runs before Ray starts. Without a GPU memory
+    (given, or this machine's) the vLLM estimate is left out."""
+    found, _, _ = _driver_checks(config, plain(config), gpu_memory_gib or local_gpu_memory_gib(), strict_env)
+    return found
+
+
+def _driver_checks(config: DictConfig, cfg: dict[str, Any], gpu_memory_gib: float | None,
+                   strict_env: bool) -> tuple[list[Finding], ModelFacts | None, dict[str, Any]]:
     found = qwenlong_rule_findings(config) + checks.config_checks(cfg)
-    facts, problems = model_facts(cfg) if checks.sel(cfg, "actor_rollout_ref.model.path") not in (None, "???") \
-        else (None, [])
+    facts, problems = model_facts(cfg)
     found += problems
     if facts is not None:
-        memory = gpu_memory_gib or local_gpu_memory_gib()
-        found += checks.model_checks(cfg, facts, memory) if memory else [
-            f for f in checks.model_checks(cfg, facts, 1.0) if f.check != "vllm_memory"]
+        found += checks.model_checks(cfg, facts, gpu_memory_gib)
     found += checks.check_gpu_environment(cfg, strict=strict_env)
-    return found
+    return found, facts, cfg
 
 
 @dataclass
@@ -121,9 +125,7 @@ def run_preflight(overrides: list[str], *, gpu_memory_gib: float | None = None, 
         return PreflightReport([Finding("error", "compose", "overrides", f"{type(exc).__name__}: {exc}",
                                         "check the override against `python -m verl.trainer.main_ppo ... --cfg job`")])
     memory = gpu_memory_gib or local_gpu_memory_gib() or DEFAULT_GPU_MEMORY_GIB
-    found = driver_findings(config, gpu_memory_gib=memory, strict_env=strict_env)
-    cfg = plain(config)
-    facts, _ = model_facts(cfg)
+    found, facts, cfg = _driver_checks(config, plain(config), memory, strict_env)
     verl_found, model = verl_findings(config, build_model=facts is not None)
     found += verl_found
     if network:

@@ -165,11 +165,8 @@ def check_context(cfg: dict[str, Any], facts: ModelFacts) -> list[Finding]:
     if rope.get("type") == "yarn":
         from qwenlong_verl.rope_scaling import YarnSettings
 
-        yarn = YarnSettings(float(rope.get("factor", 4.0)), int(rope.get("original_max_position_embeddings", 32768)))
-        declared = facts.rope_scaling or {}
-        if not (declared.get("rope_type") == "yarn" and float(declared.get("factor", 0)) == yarn.factor
-                and int(declared.get("original_max_position_embeddings") or 0) == yarn.original_max_position_embeddings
-                and facts.max_position_embeddings >= yarn.positions):
+        yarn = YarnSettings(**{k: rope[k] for k in ("factor", "original_max_position_embeddings") if k in rope})
+        if not yarn.declared_by(facts.rope_scaling, facts.max_position_embeddings):
             out.append(Finding(
                 "error", "rope", f"{MODEL}.path",
                 f"+qwenlong_rope=yarn asks for YaRN (factor {yarn.factor}, original "
@@ -431,10 +428,10 @@ def probe_judge(cfg: dict[str, Any], timeout_s: float = 5.0) -> list[Finding]:
     return [Finding("info", "judge", "qwenlong.judge.base_url", f"{url} answers, serving {names}")]
 
 
-def model_checks(cfg: dict[str, Any], facts: ModelFacts, gpu_memory_gib: float) -> list[Finding]:
-    """Every check that needs the model's sizes."""
-    return (check_sequence_parallel(cfg, facts) + check_context(cfg, facts) + check_rollout_parallel(cfg, facts)
-            + estimate_vllm_memory(cfg, facts, gpu_memory_gib))
+def model_checks(cfg: dict[str, Any], facts: ModelFacts, gpu_memory_gib: float | None) -> list[Finding]:
+    """Every check that needs the model's sizes (the vLLM estimate only with a GPU memory to estimate against)."""
+    found = check_sequence_parallel(cfg, facts) + check_context(cfg, facts) + check_rollout_parallel(cfg, facts)
+    return found + (estimate_vllm_memory(cfg, facts, gpu_memory_gib) if gpu_memory_gib else [])
 
 
 def config_checks(cfg: dict[str, Any]) -> list[Finding]:

@@ -19,25 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwenlong_verl.rope_scaling import declared_rope_scaling
+
 BF16_BYTES = 2
 
 
 class ModelConfigError(ValueError):
     """The model folder has no readable ``config.json``; the message names the path."""
-
-
-def _rope_scaling(cfg: dict[str, Any]) -> dict[str, Any] | None:
-    """The rope scaling a config declares, as one dict with ``rope_type`` (None for plain rope).
-
-    transformers < 5 writes ``rope_scaling`` (key ``type`` or ``rope_type``); transformers 5 writes
-    ``rope_parameters`` whose ``rope_type`` is ``default`` for plain rope."""
-    raw = cfg.get("rope_scaling") or cfg.get("rope_parameters") or None
-    if not isinstance(raw, dict):
-        return None
-    kind = raw.get("rope_type", raw.get("type"))
-    if kind in (None, "default"):
-        return None
-    return {**raw, "rope_type": kind}
 
 
 @dataclass(frozen=True)
@@ -80,7 +68,7 @@ class ModelFacts:
                 vocab_size=int(text.get("vocab_size") or 0),
                 tie_word_embeddings=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
                 max_position_embeddings=int(text["max_position_embeddings"]),
-                rope_scaling=_rope_scaling(text),
+                rope_scaling=declared_rope_scaling(text),
             )
         except KeyError as exc:
             raise ModelConfigError(f"{path}: config.json has no {exc.args[0]!r}; is it a decoder LM config?") from exc

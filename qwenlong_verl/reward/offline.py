@@ -112,3 +112,15 @@ async def score_rows(rows: Sequence[Mapping[str, Any]], options: ScoreOptions, j
 
 def judge_failed_rows(scores: Sequence[SampleScore]) -> int:
     return sum(bool(s.judge_failed) for s in scores)
+
+
+def scored_rows(rows: Sequence[Mapping[str, Any]], scores: Sequence[SampleScore]) -> Any:
+    """Each input row with its score fields (what ``score -o`` and the pipeline's ``*_scored.jsonl`` hold)."""
+    return ({**row, **s.as_dict()} for row, s in zip(rows, scores, strict=True))
+
+
+def score_payload(input_path: str | Path, summary: Mapping[str, Any], scores: Sequence[SampleScore],
+                  judge_stats: Mapping[str, Any] | None, **extra: Any) -> dict[str, Any]:
+    """The summary JSON of a scored file (``score --json``, the pipeline's ``*_scores.json``)."""
+    return {"input": str(input_path), "summary": summary, "judge": judge_stats,
+            "judge_failed_rows": judge_failed_rows(scores), **extra}
