@@ -17,7 +17,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.dapo import DAPORewardManager
@@ -105,9 +104,7 @@ class QwenLongRewardManager(DAPORewardManager):
         if not isinstance(reward_model, Mapping) or reward_model.get("ground_truth") is None:
             raise ValueError(f"qwenlong reward: sample {where} has no reward_model.ground_truth "
                              f"(reward_model={reward_model!r})")
-        ground_truth = reward_model["ground_truth"]
-        if isinstance(ground_truth, np.ndarray):
-            ground_truth = ground_truth.tolist()
+        ground_truth = reward_model["ground_truth"]  # plain(): numpy arrays are lists already
 
         # the running loop, not self.loop: the manager may be built outside the loop that scores
         response = await asyncio.get_running_loop().run_in_executor(
@@ -137,10 +134,10 @@ class QwenLongRewardManager(DAPORewardManager):
 
         global_step = _plain(nt.get("global_steps"))
         record = {
-            "index": int(index) if isinstance(index, int | float | np.integer) else index,
+            "index": int(index) if isinstance(index, int | float) else index,
             "uid": _plain(nt.get("uid")),
             "data_source": data_source,
-            "global_step": int(global_step) if isinstance(global_step, int | float | np.integer) else None,
+            "global_step": int(global_step) if isinstance(global_step, int | float) else None,
             "validate": self._is_validation(data, nt, extra_info),
             "score": float(sample.score), "acc": float(sample.acc), "rule_score": float(sample.rule_score),
             "judge_score": float(sample.judge_score), "judge_called": sample.judge_called,
