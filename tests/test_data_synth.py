@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -26,7 +27,7 @@ def test_deterministic_by_seed():
 
 
 def test_kinds_sources_and_layout():
-    rows = generate_docqa(8, min_tokens=300, max_tokens=600, seed=0, kinds=KINDS, index_offset=100)
+    rows = generate_docqa(2 * len(KINDS), min_tokens=300, max_tokens=600, seed=0, kinds=KINDS, index_offset=100)
     assert [r["extra_info"]["kind"] for r in rows] == list(KINDS) * 2
     sources = {r["extra_info"]["kind"]: set() for r in rows}
     for r in rows:
@@ -34,7 +35,7 @@ def test_kinds_sources_and_layout():
     assert sources["numeric"] == {"docmath"}
     assert sources["choice"] == {"long_toc_choices"}
     assert sources["multihop"] == {"musique", "multihoprag"}
-    assert [r["extra_info"]["index"] for r in rows] == list(range(100, 108))
+    assert [r["extra_info"]["index"] for r in rows] == list(range(100, 100 + 2 * len(KINDS)))
     for r in rows:
         assert r["reward_model"]["style"] == "rule"
         assert r["prompt"][0]["role"] == "user"
@@ -74,8 +75,31 @@ def test_answers_are_verifiable_from_the_document():
             assert re.search(rf"\({gt}\) (\w+)", q).group(1) == city
             for opt in re.findall(r"\([A-D]\) (\w+)", q):  # every option is a city of the document
                 assert f"headquartered in {opt}." in doc
+        elif kind == "needle":
+            assert re.findall(r"The access code is (\w+)\.", doc) == [gt]
+            assert gt not in re.findall(r"The old code was (\w+)\.", doc)
         else:
             assert doc.startswith(f"The access code is {gt}.") and doc.endswith(f"The access code is {gt}.")
+
+
+def test_needle_gets_harder_with_length():
+    """More distractors in longer documents, so a length curriculum has something to order."""
+    short = generate_docqa(20, min_tokens=150, max_tokens=200, seed=3, kinds=("needle",))
+    long = generate_docqa(20, min_tokens=1500, max_tokens=2000, seed=3, kinds=("needle",))
+
+    def distractors(rows):
+        return sum(_doc(r).count("The old code was") for r in rows) / len(rows)
+
+    assert 1 <= distractors(short) <= 4
+    assert distractors(long) >= 5 * distractors(short)
+
+
+def test_code_words_are_single_tokens_of_the_tiny_tokenizer(tiny_tokenizer):
+    """The copy tasks answer with one token: a tiny model learns to copy it within the demo's budget."""
+    from qwenlong_verl.data.synth import COPY_WORDS
+
+    for word in COPY_WORDS:
+        assert len(tiny_tokenizer.tokenize(f" is {word}.")) == 3, tiny_tokenizer.tokenize(f" is {word}.")
 
 
 def test_lengths_follow_the_tokenizer(tiny_tokenizer):
@@ -133,3 +157,20 @@ def test_cli_writes_parquet_readable_by_verl(tmp_path, tiny_model_dir, tiny_toke
     jsonl = tmp_path / "synth.jsonl"
     write_rows(generate_docqa(2, min_tokens=300, max_tokens=400), str(jsonl))
     assert len(pd.read_json(jsonl, lines=True)) == 2
+
+
+def test_code_copy_pretraining_trains_the_tiny_model_in_place(tmp_path, tiny_model_dir):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from qwenlong_verl.tiny_model import pretrain_code_copy
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    before = load_file(str(next(model.glob("*.safetensors"))))
+    result = pretrain_code_copy(model, steps=30, docs=16, max_tokens=200)
+    after = load_file(str(next(model.glob("*.safetensors"))))
+    assert result["steps"] == 30 and result["loss_last"] < result["loss_first"]
+    assert any(not before[k].equal(after[k]) for k in before)
+    assert json.loads((model / "qwenlong_tiny.json").read_text())["pretrain_code_copy"] == result

@@ -145,9 +145,10 @@ def test_phase2_command_hands_over_weights_difficulty_and_fresh_folder(tmp_path)
     assert _value(cmd, "qwenlong.retrospective.difficulty_file") == "/p1/difficulty.json"
     assert _value(cmd, "qwenlong.retrospective.enable") == "true"
     assert _value(cmd, "qwenlong.curriculum.phase") == "2"
-    assert _value(cmd, "qwenlong.curriculum.lengths") == "[320,512]"
-    assert _value(cmd, "trainer.total_training_steps") == _value(cmd, "trainer.save_freq") == "3"
-    assert _value(cmd, "trainer.total_epochs") == "3"  # the step count, not the epochs, ends the run
+    assert _value(cmd, "qwenlong.curriculum.lengths") == "[320,600]"
+    assert _value(cmd, "trainer.total_training_steps") == _value(cmd, "trainer.save_freq") == "12"
+    assert _value(cmd, "trainer.total_epochs") == "12"  # the step count, not the epochs, ends the run
+    assert _value(cmd, "actor_rollout_ref.rollout.n") == "8"  # the demo's G
     assert "hf_model" in _value(cmd, "actor_rollout_ref.actor.checkpoint.save_contents")
     assert _value(cmd, "qwenlong.judge.base_url") == "http://127.0.0.1:1/v1"
     assert cmd[-2:] == ["trainer.seed=3", "data.train_batch_size=8"]  # the user's overrides come last
@@ -195,7 +196,11 @@ def test_cli_defaults_are_the_cpu_demo(tmp_path):
 
     args = build_parser().parse_args(["pipeline"])
     o = options_from_args(args)
-    assert o.mode == "cpu" and o.workdir == Path.cwd() / "qwenlong_demo" and o.standin_judge and o.phase1_steps == 3
+    assert o.mode == "cpu" and o.workdir == Path.cwd() / "qwenlong_demo" and o.standin_judge and o.phase1_steps == 12
+    assert o.demo.kinds == ("needle",) and o.demo.pretrain_steps == 400 and o.eval_samples == 2
+    o = options_from_args(build_parser().parse_args(["pipeline", "--demo-pretrain-steps", "0", "--rl-override", "a=1"]))
+    assert o.demo.pretrain_steps == 0 and o.overrides["rl"][-1] == "a=1"  # after the demo's own batch settings
+    assert o.overrides["rl"][0] == "data.train_batch_size=8"
     args = build_parser().parse_args(["pipeline", "--gpu", "--model", "m", "--phase1-override", "a=1",
                                       "--judge-url", "http://j/v1", "--phase-lengths", "20000,60000"])
     o = options_from_args(args)
@@ -257,6 +262,42 @@ def test_report_summarises_every_stage(tmp_path):
     paths = write_report(tmp_path, records, tmp_path / "out")
     assert Path(paths["png"]).read_bytes()[:4] == b"\x89PNG"
     assert json.loads(Path(paths["json"]).read_text())["curves"]["phase2"][1] == [2, 1.0, None]
+
+
+def test_report_says_whether_the_run_learns(tmp_path):
+    """First vs last steps per phase, and the held-out gain of the final model over SFT with a paired bootstrap
+    interval from the eval stage's scored rows (several samples per row)."""
+    p1_m = tmp_path / "p1" / "metrics.jsonl"
+    _metrics(p1_m, [(i, {"critic/score/mean": r}) for i, r in enumerate([0.1, 0.2, 0.1, 0.5, 0.6, 0.7], 1)])
+    p2_m = tmp_path / "p2" / "metrics.jsonl"
+    _metrics(p2_m, [(i, {"critic/score/mean": r}) for i, r in enumerate([0.6, 0.5, 0.4, 0.3], 1)])
+
+    def scored(label: str, hit) -> str:
+        path = tmp_path / f"{label}_scored.jsonl"
+        path.write_text("".join(json.dumps({"id": f"r{i}", "sample": k, "score": float(hit(i, k))}) + "\n"
+                                for i in range(40) for k in range(2)))
+        return str(path)
+
+    models = {"sft": {"rows": 40, "score": 10.0, "scored": scored("sft", lambda i, k: i < 4)},
+              "phase2": {"rows": 40, "score": 55.0, "scored": scored("phase2", lambda i, k: i < 20 or (i < 24 and k))}}
+    records = {"phase1": StageRecord("phase1", "ran", {"metrics": str(p1_m)}, 1.0),
+               "phase2": StageRecord("phase2", "ran", {"metrics": str(p2_m)}, 1.0),
+               "eval": StageRecord("eval", "ran", {"models": models}, 1.0)}
+    learning = build_report(tmp_path, records)["learning"]
+    p1, p2 = learning["phases"]["phase1"]["reward"], learning["phases"]["phase2"]["reward"]
+    assert p1["first"] == pytest.approx(0.4 / 3) and p1["last"] == pytest.approx(0.6) and p1["rises"]
+    assert p2["first"] == pytest.approx(0.55) and p2["last"] == pytest.approx(0.35) and not p2["rises"]
+    h = learning["heldout"]
+    assert (h["rows"], h["before"], h["after"]) == (40, 0.1, 0.55) and h["gain_excludes_0"]
+    assert h["gain"]["estimate"] == pytest.approx(0.45) and 0 < h["gain"]["low"] < 0.45 < h["gain"]["high"]
+    md = render_markdown(build_report(tmp_path, records))
+    assert "## Does it learn?" in md and "phase2, mean of the first vs the last 2 steps" not in md
+    assert "phase1, mean of the first vs the last 3 steps: reward 0.133 → 0.600 (rises)" in md
+    assert "(does not rise)" in md and "gain +45.0 points" in md and "excludes 0: a real gain" in md
+    # the same model twice: no gain shown
+    models["phase2"] = models["sft"]
+    md = render_markdown(build_report(tmp_path, records))
+    assert "includes 0: no gain shown" in md
 
 
 # ------------------------------------------------------------------------------------------------ judge

@@ -90,12 +90,16 @@ def register(subparsers) -> None:
     g.add_argument("--eval-served-model", help="the served model's name (endpoint backend)")
     g.add_argument("--eval-max-new-tokens", type=int)
     g.add_argument("--eval-temperature", type=float)
+    g.add_argument("--eval-samples", type=int, help="sampled answers per held-out row (local backend; CPU demo 4): "
+                                                    "the row's accuracy is their mean")
     g.add_argument("--eval-models", help="comma list of base,sft,phase1,phase2,final (CPU default "
                                          "sft,phase1,final; GPU final)")
     g = p.add_argument_group("CPU demo data sizes")
     g.add_argument("--demo-train-rows", type=int)
     g.add_argument("--demo-sft-rows", type=int)
     g.add_argument("--demo-eval-rows", type=int)
+    g.add_argument("--demo-pretrain-steps", type=int, help="code-copy pre-training steps of the tiny model (default "
+                                                           "400, ~20 s; 0: none)")
     p.set_defaults(func=run)
 
     s = subparsers.add_parser(
@@ -134,7 +138,7 @@ def options_from_args(args: argparse.Namespace):
         "sft_launcher": args.sft_launcher, "ray_address": args.ray_address, "stage_timeout_s": args.stage_timeout,
         "eval_backend": args.eval_backend, "eval_endpoint": args.eval_endpoint,
         "eval_served_model": args.eval_served_model, "eval_max_new_tokens": args.eval_max_new_tokens,
-        "eval_temperature": args.eval_temperature, "overrides": overrides,
+        "eval_temperature": args.eval_temperature, "eval_samples": args.eval_samples, "overrides": overrides,
     }
     if args.eval_models:
         given["eval_models"] = tuple(m.strip() for m in args.eval_models.split(",") if m.strip())
@@ -149,7 +153,7 @@ def options_from_args(args: argparse.Namespace):
             given["standin_judge"] = False
         options = cpu_demo_options(args.workdir or "qwenlong_demo", **given)
         for name, attr in (("demo_train_rows", "train_rows"), ("demo_sft_rows", "sft_rows"),
-                           ("demo_eval_rows", "eval_rows")):
+                           ("demo_eval_rows", "eval_rows"), ("demo_pretrain_steps", "pretrain_steps")):
             if getattr(args, name) is not None:
                 setattr(options.demo, attr, getattr(args, name))
     return options

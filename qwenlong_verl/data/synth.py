@@ -12,6 +12,10 @@ verify:
   cities of companies that appear in the document; the answer is the option letter.
 * ``copy`` (``multihoprag``): an easy control: the document states "The access code is W." verbatim near its start
   and end (W from a small word list), and the question asks for the code. Used for learning checks.
+* ``needle`` (``multihoprag``): the copy task made harder by length: "The access code is W." appears once, at a
+  random depth, among distractor sentences "The old code was V." (V another code word), one per ~``NEEDLE_WORDS_PER
+  _DISTRACTOR`` words of document. A longer document has more distractors and its answer lies deeper on average, so
+  a length curriculum has something to do.
 
 Rows are verl RL rows: ``data_source``, ``prompt`` (one user message in the QwenLong-L1 template), ``ability``,
 ``reward_model: {style: rule, ground_truth}``, ``extra_info: {index, split, kind, question, answer, target_tokens,
@@ -30,7 +34,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("multihop", "numeric", "choice", "copy")
+KINDS = ("multihop", "numeric", "choice", "copy", "needle")
 DEFAULT_KINDS = ("multihop", "numeric", "choice")
 
 PROMPT_TEMPLATE = (
@@ -56,9 +60,10 @@ _SYLLABLES = (
     "ka lo mi ra ten vo su lin da mar el or an is bel cor fen gar hal jor kel lum nor pel quin ros sal tor "
     "ul var wen yor zan bri cal dor fal gen hur"
 ).split()
-_COPY_WORDS = ("amber", "cobalt", "crimson", "emerald", "indigo", "ivory", "scarlet", "violet")
+COPY_WORDS = ("amber", "cobalt", "crimson", "emerald", "indigo", "ivory", "scarlet", "violet")
 _DATA_SOURCES = {"multihop": ("musique", "multihoprag"), "numeric": ("docmath",), "choice": ("long_toc_choices",),
-                 "copy": ("multihoprag",)}
+                 "copy": ("multihoprag",), "needle": ("multihoprag",)}
+NEEDLE_WORDS_PER_DISTRACTOR = 60
 
 
 @dataclass(frozen=True)
@@ -140,9 +145,16 @@ def _choice(rng: random.Random, data_source: str) -> _Example:
 
 
 def _copy(rng: random.Random, data_source: str) -> _Example:
-    word = rng.choice(_COPY_WORDS)
+    word = rng.choice(COPY_WORDS)
     sentence = f"The access code is {word}."
     return _Example("copy", data_source, [], "What is the access code?", word, head_tail=sentence)
+
+
+def _needle(rng: random.Random, data_source: str, n_words: int) -> _Example:
+    word = rng.choice(COPY_WORDS)
+    others = [w for w in COPY_WORDS if w != word]
+    distractors = [f"The old code was {rng.choice(others)}." for _ in range(max(1, n_words // NEEDLE_WORDS_PER_DISTRACTOR))]
+    return _Example("needle", data_source, [f"The access code is {word}.", *distractors], "What is the access code?", word)
 
 
 _BUILDERS = {"multihop": _multihop, "numeric": _numeric, "choice": _choice, "copy": _copy}
@@ -256,8 +268,9 @@ def generate_docqa(
         kind = kinds[i % len(kinds)]
         ex_rng = random.Random(f"{seed}-{i}")  # per-row stream: row i does not depend on rows < i
         sources = _DATA_SOURCES[kind]
-        ex = _BUILDERS[kind](ex_rng, sources[i // len(kinds) % len(sources)])
         want_words = max(20, int((targets[i] - overhead) / tpw))
+        source = sources[i // len(kinds) % len(sources)]
+        ex = _needle(ex_rng, source, want_words) if kind == "needle" else _BUILDERS[kind](ex_rng, source)
         sentences, fixed = _sentences(ex_rng, ex, pool, want_words)
         prompt = build_prompt(_join(sentences), ex.question)
         row: dict[str, Any] = {

@@ -127,11 +127,83 @@ def build_report(workdir: Path, records: Mapping[str, Any]) -> dict[str, Any]:
                                       for s in steps]
         if name == "eval" and outputs:
             entry["models"] = {label: {k: v for k, v in m.items() if k in ("model", "rows", "score", "rule_acc",
-                                                                            "judge_calls", "judge_yes", "report")}
+                                                                            "judge_calls", "judge_yes", "report",
+                                                                            "scored")}
                                for label, m in (outputs.get("models") or {}).items()}
         report["stages"][name] = entry
     report["total_wall_s"] = round(sum(e["wall_s"] for e in report["stages"].values()), 1)
+    report["learning"] = learning_summary(report)
     return report
+
+
+LEARNING_WINDOW = 3  # steps averaged at the start and at the end of each RL phase, and the smoothing window
+
+
+def _row_accuracy(scored: str | Path) -> dict[str, float]:
+    """Per held-out row: the mean score of its sampled answers (a ``*_scored.jsonl`` of the eval stage)."""
+    hits: dict[str, list[float]] = {}
+    for line in Path(scored).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            hits.setdefault(str(row["id"]), []).append(1.0 if float(row.get("score") or 0.0) >= 1.0 else 0.0)
+    return {k: sum(v) / len(v) for k, v in hits.items()}
+
+
+def learning_summary(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Does the run learn? Per RL phase, the mean reward of the first and of the last ``LEARNING_WINDOW`` steps
+    (verl's ``critic/score/mean``, and acc over every rollout); on the held-out rows, the final model minus the SFT
+    model with a 95 % paired bootstrap interval over rows (:func:`~qwenlong_verl.evaluation.bootstrap.paired_diff_ci`).
+    A gain counts only when its interval excludes 0."""
+    from qwenlong_verl.evaluation.bootstrap import first_last_means, paired_diff_ci
+
+    out: dict[str, Any] = {"window": LEARNING_WINDOW, "phases": {}}
+    for name in ("phase1", "phase2"):
+        rows = report["curves"].get(name) or []
+        reward = [r for _, r, _ in rows if isinstance(r, (int, float)) and math.isfinite(r)]
+        acc = [a for _, _, a in rows if isinstance(a, (int, float)) and math.isfinite(a)]
+        entry: dict[str, Any] = {}
+        for key, xs in (("reward", reward), ("acc", acc)):
+            if len(xs) >= 2:
+                first, last = first_last_means(xs, LEARNING_WINDOW)
+                entry[key] = {"first": first, "last": last, "rises": last > first}
+        if entry:
+            out["phases"][name] = entry
+    models = (report["stages"].get("eval") or {}).get("models") or {}
+    final = next((m for m in ("phase2", "phase1") if m in models), None)
+    if "sft" in models and final and models["sft"].get("scored") and models[final].get("scored"):
+        try:
+            before, after = _row_accuracy(models["sft"]["scored"]), _row_accuracy(models[final]["scored"])
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("held-out gain left out of the report: %s", exc)
+            return out
+        ids = sorted(set(before) & set(after))
+        if ids:
+            diff = paired_diff_ci([before[i] for i in ids], [after[i] for i in ids])
+            out["heldout"] = {"rows": len(ids), "before_label": "sft", "after_label": final,
+                              "before": sum(before[i] for i in ids) / len(ids),
+                              "after": sum(after[i] for i in ids) / len(ids),
+                              "gain": diff.as_dict(), "gain_excludes_0": diff.excludes(0.0)}
+    return out
+
+
+def learning_lines(learning: Mapping[str, Any]) -> list[str]:
+    """The report's before/after block (also the last thing ``qwenlong-verl pipeline`` prints)."""
+    lines = ["## Does it learn?", ""]
+    k = learning.get("window", LEARNING_WINDOW)
+    for name, e in (learning.get("phases") or {}).items():
+        parts = [f"{key} {_fmt(v['first'])} → {_fmt(v['last'])} ({'rises' if v['rises'] else 'does not rise'})"
+                 for key, v in e.items()]
+        lines.append(f"- {name}, mean of the first vs the last {k} steps: " + "; ".join(parts))
+    h = learning.get("heldout")
+    if h:
+        g = h["gain"]
+        verdict = ("the 95 % interval excludes 0: a real gain" if h["gain_excludes_0"] and g["estimate"] > 0 else
+                   "the 95 % interval excludes 0: a real loss" if h["gain_excludes_0"] else
+                   "the 95 % interval includes 0: no gain shown")
+        lines.append(f"- held-out ({h['rows']} rows): {h['before_label']} {100 * h['before']:.1f} % → "
+                     f"{h['after_label']} {100 * h['after']:.1f} %, gain {100 * g['estimate']:+.1f} points "
+                     f"[{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]; {verdict}")
+    return lines + [""] if len(lines) > 2 else []
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -170,6 +242,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             retro = f"writes {Path(e['difficulty_file']).name}"
         lines.append(f"| {name} | {e['status']} | {e['wall_s']:.0f} | {_fmt(steps)} | {reward} | {first_last} | "
                      f"{acc} | {judge} | {band} | {retro} |")
+    lines = lines[:4] + learning_lines(report.get("learning") or {}) + lines[4:]
     data = st.get("data", {})
     sizes = data.get("phase_sizes") or {}
     if sizes:
@@ -218,8 +291,14 @@ def plot_reward(report: Mapping[str, Any], path: Path) -> Path:
         if not rows:
             continue
         xs = [offset + s for s, _, _ in rows]
-        ax_rl.plot(xs, [r if r is not None else float("nan") for _, r, _ in rows], "o-", color=color,
-                   label=f"{name}: reward (trained batch)")
+        reward = [r if r is not None else float("nan") for _, r, _ in rows]
+        ax_rl.plot(xs, reward, "o", color=color, alpha=0.45, ms=4, label=f"{name}: reward (trained batch)")
+        finite = [(x, r) for x, r in zip(xs, reward, strict=True) if math.isfinite(r)]
+        if finite:
+            from qwenlong_verl.evaluation.bootstrap import smooth
+
+            ax_rl.plot([x for x, _ in finite], smooth([r for _, r in finite], LEARNING_WINDOW), "-", color=color,
+                       lw=2, label=f"{name}: reward, mean of {LEARNING_WINDOW} steps")
         ax_rl.plot(xs, [a if a is not None else float("nan") for _, _, a in rows], "x--", color=color, alpha=0.6,
                    label=f"{name}: acc (all rollouts)")
         if offset:

@@ -104,6 +104,10 @@ def run_data(ctx: StageContext) -> dict[str, Any]:
         from qwenlong_verl.tiny_model import build_tiny_model
 
         model = str(build_tiny_model(out / "model"))
+        if o.demo.pretrain_steps:
+            from qwenlong_verl.tiny_model import pretrain_code_copy
+
+            pretrain_code_copy(model, steps=o.demo.pretrain_steps, seed=o.demo.seed)
     tok = AutoTokenizer.from_pretrained(model)
     result: dict[str, Any] = {"model": _abs(model)}
     d = o.demo
@@ -462,7 +466,8 @@ def score_responses(ctx: StageContext, label: str, responses: Path) -> dict[str,
     overall = summary.get("ALL", {})
     return {"rows": overall.get("rows", 0), "score": overall.get("score"), "rule_acc": overall.get("rule_acc"),
             "judge_calls": overall.get("judge_calls", 0), "judge_yes": overall.get("judge_yes", 0),
-            "by_data_source": {k: v for k, v in summary.items() if k != "ALL"}, "scores": str(out / f"{label}_scores.json")}
+            "by_data_source": {k: v for k, v in summary.items() if k != "ALL"}, "scores": str(out / f"{label}_scores.json"),
+            "scored": str(out / f"{label}_scored.jsonl")}
 
 
 def run_eval(ctx: StageContext) -> dict[str, Any]:
@@ -479,7 +484,8 @@ def run_eval(ctx: StageContext) -> dict[str, Any]:
         responses = out / f"{label}_responses.jsonl"
         ctx.run_command([sys.executable, "-m", "qwenlong_verl.pipeline.generate", "--model", model,
                          *[a for f in files for a in ("--data", f)], "--out", str(responses),
-                         "--max-new-tokens", str(o.eval_max_new_tokens), "--temperature", str(o.eval_temperature)],
+                         "--max-new-tokens", str(o.eval_max_new_tokens), "--temperature", str(o.eval_temperature),
+                         "--n-samples", str(o.eval_samples)],
                         env=_env(ctx, out / METRICS_FILE))
         results[label] = {"model": model, "responses": str(responses), **score_responses(ctx, label, responses)}
     return {"models": results, "data": files}
@@ -542,7 +548,8 @@ def _signature(ctx: StageContext, stage: str) -> dict[str, Any]:
         return sig
     if stage == "eval":
         return {"models": eval_models(ctx) if ctx.outputs("data") else [], "backend": o.eval_backend,
-                "max_new_tokens": o.eval_max_new_tokens, "temperature": o.eval_temperature, "judge": judge}
+                "max_new_tokens": o.eval_max_new_tokens, "temperature": o.eval_temperature, "judge": judge,
+                "samples": o.eval_samples}
     return {}
 
 
