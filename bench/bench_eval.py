@@ -2,11 +2,12 @@
 
 The reference QwenLong-L1 evaluation sends one request at a time. This script evaluates the same synthetic
 benchmark twice against a local scripted OpenAI-compatible server with a fixed per-request latency (standing in for
-vLLM): once with ``concurrency=1`` (the baseline) and once with ``--concurrency``; prompts are middle-truncated with
-the tiny local tokenizer in both. It prints both wall times and the speed-up ratio, the concurrent run against the
-ideal (rows / concurrency x latency), where the rest of the time goes (the same concurrent run without truncation,
-and writing the report files), plus the time to resume (read back) the finished generations file. Numbers on a
-shared 2-core machine vary by +-30 %: run it several times.
+vLLM, and like it in a process of its own): once with ``concurrency=1`` (the baseline) and once with
+``--concurrency``; prompts are middle-truncated exactly with the tiny local tokenizer in both. It prints both wall
+times and the speed-up ratio, the concurrent run against the ideal (ceil(rows / concurrency) x latency) with and
+without the report files (the PNG chart: the user waits for it, so the headline figure includes it), where the
+rest goes (the same concurrent run without truncation), plus the time to resume (read back) the finished
+generations file. Numbers on a shared 2-core machine vary by +-30 %: run it several times.
 
     python bench/bench_eval.py --rows 64 --latency 0.1 --concurrency 32
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -27,7 +29,6 @@ from fake_openai_server import FakeOpenAIServer  # noqa: E402
 
 from qwenlong_verl.evaluation.client import ChatClient, ChatOptions  # noqa: E402
 from qwenlong_verl.evaluation.data import EvalRow, split_template  # noqa: E402
-from qwenlong_verl.evaluation.report import write_report  # noqa: E402
 from qwenlong_verl.evaluation.runner import EvalOptions, run_eval  # noqa: E402
 from qwenlong_verl.evaluation.store import GenerationStore  # noqa: E402
 from qwenlong_verl.evaluation.truncation import MiddleTruncator  # noqa: E402
@@ -46,7 +47,38 @@ def respond(messages: list[dict]) -> str:
     return f"<think>found it</think> Therefore, the answer is item{question.split()[-1].rstrip('?')}."
 
 
-async def one_run(rows, url: str, tokenizer, budget: int, concurrency: int, out: Path) -> float:
+class ServerProcess:
+    """The fake server in its own process, as vLLM is: in this process its 32 handler threads (HTTP parsing, JSON)
+    would hold the GIL that the client's event loop and the truncation need, and charge the eval for the stand-in."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+
+    @staticmethod
+    def _serve(conn, latency: float) -> None:
+        with FakeOpenAIServer(responder=respond, latency_s=latency) as server:
+            conn.send(server.base_url)
+            conn.recv()  # stop
+            conn.send(server.count)
+
+    def __enter__(self) -> ServerProcess:
+        # fork before any tokenizer runs (a forked child of a process that used tokenizers' threads warns)
+        self._conn, child = multiprocessing.get_context("fork").Pipe()
+        self._proc = multiprocessing.get_context("fork").Process(target=self._serve, args=(child, self.latency),
+                                                                 daemon=True)
+        self._proc.start()
+        self.base_url = self._conn.recv()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.send("stop")
+        self.count = self._conn.recv()
+        self._proc.join(timeout=10)
+
+
+async def one_run(rows, url: str, tokenizer, budget: int, concurrency: int,
+                  out: Path) -> tuple[float, float]:
+    """Wall seconds of one evaluation, report files included, and the seconds the report files took."""
     opts = ChatOptions(endpoint=url, model="bench", max_connections=max(concurrency, 1))
     t0 = time.perf_counter()
     async with ChatClient(opts) as chat:
@@ -54,8 +86,7 @@ async def one_run(rows, url: str, tokenizer, budget: int, concurrency: int, out:
                                 EvalOptions(out_dir=str(out), concurrency=concurrency, progress=False))
     wall = time.perf_counter() - t0
     assert result.complete and result.report["average"]["accuracy"] == 100.0, result.report["average"]
-    one_run.report = result.report
-    return wall
+    return wall, result.report_s
 
 
 def main() -> None:
@@ -71,33 +102,30 @@ def main() -> None:
 
     from qwenlong_verl.tiny_model import build_tiny_model
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(args.latency) as server:
         tmp_path = Path(tmp)
         tokenizer = AutoTokenizer.from_pretrained(str(build_tiny_model(tmp_path / "tiny")))
         rows = build_rows(args.rows, args.words)
-        with FakeOpenAIServer(responder=respond, latency_s=args.latency) as server:
-            base = asyncio.run(one_run(rows, server.base_url, tokenizer, args.budget, 1, tmp_path / "seq"))
-            fast = asyncio.run(one_run(rows, server.base_url, tokenizer, args.budget, args.concurrency,
-                                       tmp_path / "conc"))
-            assert server.count == 2 * args.rows
-            # where the rest goes: the same concurrent run with no tokenizer at all, and the report files alone
-            bare = asyncio.run(one_run(rows, server.base_url, None, 0, args.concurrency, tmp_path / "bare"))
-        t0 = time.perf_counter()
-        write_report(one_run.report, tmp_path / "report_only")
-        report_s = time.perf_counter() - t0
+        base, _ = asyncio.run(one_run(rows, server.base_url, tokenizer, args.budget, 1, tmp_path / "seq"))
+        fast, report_s = asyncio.run(one_run(rows, server.base_url, tokenizer, args.budget, args.concurrency,
+                                             tmp_path / "conc"))
+        # where the rest goes: the same concurrent run with no tokenizer at all
+        bare, _ = asyncio.run(one_run(rows, server.base_url, None, 0, args.concurrency, tmp_path / "bare"))
         t0 = time.perf_counter()
         n = len(GenerationStore(tmp_path / "conc").load())
         resume = time.perf_counter() - t0
-    print(f"rows={args.rows} latency={args.latency}s doc_words={args.words} budget={args.budget} tokens")
-    print(f"sequential (concurrency=1, reference-script style): {base:.2f}s  ({args.rows / base:.1f} rows/s)")
-    print(f"concurrency={args.concurrency}: {fast:.2f}s  ({args.rows / fast:.1f} rows/s)")
-    print(f"speed-up ratio: {base / fast:.1f}x (ideal for pure latency: {min(args.concurrency, args.rows)}x)")
+    assert server.count == 3 * args.rows, server.count
     ideal = -(-args.rows // args.concurrency) * args.latency
-    print(f"vs ideal: {fast:.2f}s / {ideal:.2f}s (ceil(rows / concurrency) x latency) = {fast / ideal:.2f}x ideal")
-    print(f"  without truncation (HTTP client, fake server, scoring, store, report): {bare:.2f}s = "
-          f"{bare / ideal:.2f}x ideal; writing the report files alone: {report_s:.2f}s")
+    print(f"rows={args.rows} latency={args.latency}s doc_words={args.words} budget={args.budget} tokens; "
+          f"fake server in its own process")
+    print(f"sequential (concurrency=1, reference-script style): {base:.2f}s  ({args.rows / base:.1f} rows/s)")
+    print(f"concurrency={args.concurrency}: {fast:.3f}s  ({args.rows / fast:.1f} rows/s); "
+          f"speed-up {base / fast:.1f}x (ideal for pure latency: {min(args.concurrency, args.rows)}x)")
+    print(f"vs ideal (ceil(rows / concurrency) x latency = {ideal:.2f}s): {fast / ideal:.2f}x ideal, "
+          f"report files included; without them ({report_s:.3f}s, most of it the PNG chart): "
+          f"{(fast - report_s) / ideal:.2f}x")
+    print(f"  without truncation (HTTP client, scoring, store, report): {bare:.3f}s = {bare / ideal:.2f}x ideal")
     print(f"resume: read back {n} generations in {resume * 1000:.1f} ms")
-
 
 if __name__ == "__main__":
     main()

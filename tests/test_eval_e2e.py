@@ -303,3 +303,42 @@ def test_convert_command(tmp_path, tiny_tokenizer):
     assert all(PROMPT_TEMPLATE.format(context=r["context"], question=r["question"]) == s["prompt"][0]["content"]
                for r, s in zip(rows, synth, strict=True))
     assert main(["eval-convert", str(tmp_path / "missing.parquet"), str(tmp_path / "x.jsonl")]) == 2
+
+
+def test_prompts_are_truncated_ahead_once_per_row():
+    # a worker whose request came back finds its next prompt ready: rows are truncated ahead, in job order, once
+    import asyncio
+    import concurrent.futures
+    from collections import Counter
+
+    from qwenlong_verl.evaluation.data import EvalRow
+    from qwenlong_verl.evaluation.runner import _PromptCache
+    from qwenlong_verl.evaluation.truncation import Truncated
+
+    calls: list[str] = []
+
+    def truncator(text: str) -> Truncated:
+        calls.append(text)
+        return Truncated(text, -1, -1, False)
+
+    rows = [EvalRow(id=f"r{i}", benchmark="b", data_source="hotpotqa", question=f"q{i}", answers=("a",),
+                    context=f"c{i}") for i in range(5)]
+    jobs = [(row, s) for row in rows for s in range(2)]
+
+    async def go() -> list[str]:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            cache = _PromptCache(truncator, [r for r, _ in jobs], Counter(r.id for r, _ in jobs), 2, pool)
+            first = await cache.get(rows[0])
+            await asyncio.sleep(0.05)
+            assert len(calls) == 3  # r0 and the two rows after it
+            got = [first.text]
+            for row, _ in jobs[1:]:
+                got.append((await cache.get(row)).text)
+                cache.release(row)
+            cache.release(rows[0])
+            assert not cache.tasks
+            return got
+
+    got = asyncio.run(go())
+    assert got == [r.user_message() for r, _ in jobs]
+    assert calls == [r.user_message() for r in rows]

@@ -205,3 +205,52 @@ def test_tokenizer_without_pre_tokenizer_uses_the_whole_text(tiny_tokenizer):
     res = MiddleTruncator(NoPre(), 100)(DOCS["far_over"])
     assert res.original_exact and res.original_tokens == n_tokens(tiny_tokenizer, DOCS["far_over"])
     assert res.text == reference(tiny_tokenizer, 100, DOCS["far_over"]).text
+
+
+class _SpyBackend:
+    """The Rust tokenizer, recording the lengths of the texts it is given."""
+
+    def __init__(self, backend, seen: list[int]) -> None:
+        self._backend = backend
+        self._seen = seen
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def encode_batch(self, texts, **kw):
+        self._seen.extend(len(t) for t in texts)
+        return self._backend.encode_batch(texts, **kw)
+
+
+def test_windows_go_straight_to_the_rust_tokenizer(tiny_tokenizer):
+    # transformers' wrapper converts each window's encoding to Python lists under the GIL; the backend gives the
+    # same offsets (checked on a probe), so the windows and the seam are tokenized by it directly
+    text = DOCS["far_over"] * 10
+    trunc = MiddleTruncator(tiny_tokenizer, 4000)
+    assert trunc._backend is tiny_tokenizer.backend_tokenizer
+    seen: list[int] = []
+    trunc._backend = _SpyBackend(tiny_tokenizer.backend_tokenizer, seen)
+    res = trunc(text)
+    assert res.text == reference(tiny_tokenizer, 4000, text).text and not res.original_exact
+    assert seen and sum(seen) < len(text) / 10
+    # another caller left truncation switched on in the shared backend: the windows go through transformers' own
+    # call, which switches it off again (the seam after it may then go to the backend)
+    seen.clear()
+    tiny_tokenizer.backend_tokenizer.enable_truncation(100)
+    try:
+        res = trunc(text)
+    finally:
+        tiny_tokenizer.backend_tokenizer.no_truncation()
+    assert all(n < 1000 for n in seen) and res.text == reference(tiny_tokenizer, 4000, text).text
+
+
+def test_backend_used_only_for_transformers_fast_tokenizers(tiny_tokenizer):
+    class Wrapped:  # not a PreTrainedTokenizerFast: its __call__ may do more than the backend
+        is_fast = True
+        backend_tokenizer = tiny_tokenizer.backend_tokenizer
+
+        def __call__(self, texts, **kw):
+            return tiny_tokenizer(texts, **kw)
+
+    assert MiddleTruncator(Wrapped(), 100)._backend is None
+    assert MiddleTruncator(tiny_tokenizer, 0)._backend is None  # no truncation: whole-text counts only

@@ -19,11 +19,17 @@ algorithm (``_truncate_full``, still used for short texts, slow tokenizers, toke
 whenever an anchor check fails); ``tests/test_eval_truncation.py`` compares the two on adversarial documents. The
 one thing not computed exactly is ``original_tokens`` of a cut text: it is estimated from the windows' token
 density (``original_exact`` is False), as counting it would mean tokenizing the whole document again.
+
+The windows and the seam go straight to the Rust tokenizer behind a transformers fast tokenizer (``_direct_backend``,
+after a probe shows it gives transformers' ids and offsets): transformers' wrapper would convert every encoding into
+Python lists of ids, masks and offsets under the GIL (~1 ms a 4K-token window), stalling the event loop that sends
+the evaluation's requests while other prompts are truncated in threads.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +54,32 @@ class Truncated:
 def _has_pre_tokenizer(tokenizer: Any) -> bool:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     return backend is not None and getattr(backend, "pre_tokenizer", None) is not None
+
+
+_PROBE = "Probe: naïve 日本語 🙂 1,234.5\n\n  x\tend of the probe's text"
+
+
+def _direct_backend(tokenizer: Any) -> Any | None:
+    """The ``tokenizers.Tokenizer`` behind a transformers fast tokenizer, when calling it directly gives the same
+    ids and character offsets (checked on a probe text); None otherwise (then every call goes through transformers).
+    """
+    try:
+        from transformers import PreTrainedTokenizerFast
+    except ImportError:  # pragma: no cover - a fast tokenizer comes from transformers
+        return None
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        return None
+    backend = tokenizer.backend_tokenizer
+    probe = _PROBE + "".join(str(t) for t in (getattr(tokenizer, "all_special_tokens", None) or [])[:4])
+    try:
+        enc = tokenizer([probe], add_special_tokens=False, return_offsets_mapping=True)
+        direct = backend.encode_batch([probe], add_special_tokens=False)[0]
+    except Exception:  # noqa: BLE001 - any surprise: use transformers' call, which is always right
+        logger.debug("tokenizer backend probe failed; tokenizing through transformers", exc_info=True)
+        return None
+    same = (list(enc["input_ids"][0]) == list(direct.ids)
+            and [tuple(o) for o in enc["offset_mapping"][0]] == [tuple(o) for o in direct.offsets])
+    return backend if same else None
 
 
 def _clean_boundary(offsets: list[tuple[int, int]], words: list[int | None], i: int) -> bool:
@@ -89,10 +121,23 @@ class MiddleTruncator:
         self.max_tokens = max_tokens
         self._offsets = bool(getattr(tokenizer, "is_fast", False))
         self._windowed = self._offsets and _has_pre_tokenizer(tokenizer)
+        self._backend = _direct_backend(tokenizer) if self._windowed and max_tokens > 0 else None
+        self._split_special = bool(getattr(tokenizer, "split_special_tokens", False))
         self._chars_per_token = 4.0  # first guess for the window size; learnt from the windows seen
 
     def count(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _encode(self, texts: Sequence[str]) -> list[tuple[list[tuple[int, int]], list[int | None]]]:
+        """(character offsets, word ids) of each text's tokens, no special tokens added."""
+        be = self._backend
+        # transformers resets truncation/padding/special-token splitting on each of its calls; another caller of
+        # the shared tokenizer may have changed them since, and then its own call is the one that is right
+        if (be is not None and be.truncation is None and be.padding is None
+                and bool(getattr(be, "encode_special_tokens", False)) == self._split_special):
+            return [(e.offsets, e.word_ids) for e in be.encode_batch(list(texts), add_special_tokens=False)]
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+        return [(enc["offset_mapping"][i], enc.word_ids(i)) for i in range(len(texts))]
 
     def _cut(self, text: str, ids: list[int], offsets: list[tuple[int, int]] | None, keep: int) -> str:
         head_n = keep // 2 + keep % 2  # the odd token goes to the head, which holds the task statement
@@ -146,10 +191,7 @@ class MiddleTruncator:
             if h_chars + t_chars >= n_chars:
                 return None  # the windows would meet: the whole text is about as cheap
             base = n_chars - t_chars
-            enc = self.tokenizer([text[:h_chars], text[base:]], add_special_tokens=False,
-                                 return_offsets_mapping=True)
-            h_off, t_off = enc["offset_mapping"]  # lists of (start, end)
-            h_words, t_words = enc.word_ids(0), enc.word_ids(1)
+            (h_off, h_words), (t_off, t_words) = self._encode([text[:h_chars], text[base:]])
             h_ok = self._trusted_head(h_off, h_words, h_chars)
             t_from = self._trusted_tail_start(t_off, t_words)
             self._chars_per_token = max(0.25, (h_chars + t_chars) / max(1, len(h_off) + len(t_off)))
@@ -216,7 +258,7 @@ class MiddleTruncator:
         seam = text[a0:head_end] + text[tail_start:b1]
         p_a = a - a0
         p_b = (head_end - a0) + (b - tail_start)
-        offsets = self.tokenizer(seam, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        offsets = self._encode([seam])[0][0]
         if not (_is_boundary(offsets, p_a) and _is_boundary(offsets, p_b)):
             return None
         middle = sum(1 for s, _ in offsets if p_a <= s < p_b)
