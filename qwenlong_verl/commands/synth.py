@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 
 OUT_SUFFIXES = (".parquet", ".jsonl", ".json")
 MAX_TOKENS_LIMIT = 2_000_000  # far beyond any model's context; more only exhausts memory
-KINDS = ("multihop", "numeric", "choice", "copy")  # qwenlong_verl.data.synth.KINDS (not imported: keeps --help fast)
+KINDS = ("multihop", "numeric", "choice", "copy", "needle")  # qwenlong_verl.data.synth.KINDS (not imported: keeps --help fast)
 
 
 def _tokens(text: str) -> int:
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-tokens", type=_tokens, default=4000)
     p.add_argument("--length-dist", choices=["uniform", "loguniform"], default="uniform")
     p.add_argument("--kinds", type=_kinds, default=("multihop", "numeric", "choice"),
-                   help="comma list of multihop,numeric,choice,copy (default multihop,numeric,choice)")
+                   help="comma list of multihop,numeric,choice,copy,needle (default multihop,numeric,choice)")
     p.add_argument("--tokenizer", help="tokenizer/model dir: calibrate lengths and store prompt_length")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--index-offset", type=nonneg_int, default=0, help="first extra_info.index (default 0)")
