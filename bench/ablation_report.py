@@ -177,8 +177,16 @@ def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], *, 
         entry["wall_s_mean"] = float(np.mean(walls)) if walls else None
         entry["rl_steps_mean"] = float(np.mean(steps)) if steps else None
         arms.append(entry)
+    pieces = []
+    for arm, ref, piece in meta.get("comparisons") or []:
+        if arm in arms_runs and ref in arms_runs:
+            a_groups, r_groups = _eval_groups(arms_runs[arm], None, arm), _eval_groups(arms_runs[ref], None, ref)
+            if a_groups and r_groups:
+                pieces.append({"arm": arm, "ref": ref, "piece": piece, "seeds": min(len(a_groups), len(r_groups)),
+                               "rows": max(len(g) for g in a_groups),
+                               "diff": _iv(clustered_diff_ci(r_groups, a_groups, **boot))})
     summary = {"bands": bands, "window": window, "bootstrap": boot, "first_arm": first_arm, "sft": sft,
-               "arms": arms}
+               "arms": arms, "pieces": pieces}
     summary["findings"] = findings(summary)
     return summary
 
@@ -217,6 +225,12 @@ def findings(summary: Mapping[str, Any]) -> list[str]:
         if arm["vs_first"] is not None:
             out.append(f"**{arm['label']}** vs **{first['label']}**: {_pts(arm['vs_first'])}; "
                        f"{_verdict(arm['vs_first'], first['label'], seeds, rows)}.")
+    labels = {a["arm"]: a["label"] for a in summary["arms"]}
+    for p in summary.get("pieces") or []:
+        if p["ref"] == first["arm"]:
+            continue  # already said above
+        out.append(f"**{labels[p['arm']]}** vs **{labels[p['ref']]}** ({p['piece']}): {_pts(p['diff'])}; "
+                   f"{_verdict(p['diff'], labels[p['ref']], p['seeds'], p['rows'])}.")
     if not out:
         out.append("No differences could be computed (no SFT eval rows and a single arm).")
     return out
@@ -262,6 +276,15 @@ def render_markdown(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
                      f"{_pts(arm['vs_first']) if arm['vs_first'] else '(reference)'} | "
                      f"{_fmt_num(r['mean'])} ± {_fmt_num(r['sd'])} |")
     lines.append("")
+    labels = {a["arm"]: a["label"] for a in arms}
+    if summary.get("pieces"):
+        lines += ["## What each piece buys", "", "Each row adds one piece to the arm before it (held-out accuracy, "
+                  "percentage points, 95 % interval).", "", "| piece | arm vs arm | difference | interval excludes 0? |",
+                  "|---|---|---|---|"]
+        for p in summary["pieces"]:
+            lines.append(f"| {p['piece']} | {labels[p['arm']]} vs {labels[p['ref']]} | {_pts(p['diff'])} | "
+                         f"{'yes' if Interval(**p['diff']).excludes(0.0) else 'no'} |")
+        lines.append("")
 
     for arm in arms:
         n_seeds, rows = len(arm["seeds"]), max(arm["rows_per_run"], default=0)

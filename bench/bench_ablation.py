@@ -52,6 +52,13 @@ ARMS = {
     "d": "ours + curriculum",
     "e": "ours + curriculum + retrospective",
 }
+# (arm, reference arm, the piece it adds): the report's "What each piece buys"
+COMPARISONS = [
+    ["b", "a", "DAPO: dynamic sampling, clip-higher, overlong shaping"],
+    ["c", "b", "our plugins: hybrid reward (judge), qwenlong estimator/loss/trainer mode"],
+    ["d", "c", "phased curriculum"],
+    ["e", "d", "retrospective sampling"],
+]
 STOCK_COMMON = [
     "reward.custom_reward_function.path=pkg://qwenlong_verl.reward.scoring",
     "reward.custom_reward_function.name=compute_score",
@@ -253,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "total_wall_s": round(time.monotonic() - t_all, 1),
         "bands": [label for label, _ in bands], "sft_eval": sft_eval, "window": 3, "smooth": 3,
+        "comparisons": COMPARISONS,
     }
     paths = _load_report_module().write_report(records, Path(args.out), meta)
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
