@@ -12,12 +12,10 @@ end.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -152,40 +150,18 @@ def generation_settings(chat: ChatClient, truncator: MiddleTruncator, tokenizer_
 
 
 class _PromptCache:
-    """Truncate each row's prompt once, in a worker thread, and share it between the row's samples.
+    """Truncate each row's prompt once, in a worker thread, and share it between the row's samples."""
 
-    Prompts are truncated ahead of the workers, in job order, ``ahead`` rows beyond the last one asked for: a worker
-    whose request came back then finds its next prompt ready instead of tokenizing it (4+ ms for a 13K-token
-    document on a busy CPU) while its slot sits idle. The pool has about one thread per core: with more, all 32
-    first prompts progress at once and finish together, so the first requests go out later.
-    """
-
-    def __init__(self, truncator: MiddleTruncator, order: Sequence[EvalRow], pending: Counter[str], ahead: int,
-                 executor: concurrent.futures.Executor) -> None:
+    def __init__(self, truncator: MiddleTruncator, pending: Counter[str]) -> None:
         self.truncator = truncator
-        self.order = list({row.id: row for row in order}.values())  # each row once, in job order
-        self.position = {row.id: i for i, row in enumerate(self.order)}
         self.pending = pending  # samples of each row still to run: the entry is freed after the last
-        self.ahead = ahead
-        self.executor = executor
-        self.tasks: dict[str, asyncio.Future[Truncated]] = {}
-        self._next = 0  # rows before this index have been submitted
-
-    def _submit(self, row: EvalRow) -> asyncio.Future[Truncated]:
-        loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(self.executor, lambda: self.truncator(row.user_message()))
-        self.tasks[row.id] = task
-        return task
+        self.tasks: dict[str, asyncio.Task[Truncated]] = {}
 
     async def get(self, row: EvalRow) -> Truncated:
-        stop = min(len(self.order), self.position[row.id] + 1 + self.ahead)
-        while self._next < stop:
-            if self.order[self._next].id not in self.tasks:
-                self._submit(self.order[self._next])
-            self._next += 1
         task = self.tasks.get(row.id)
-        if task is None:  # asked again after its last sample was released (does not happen in job order)
-            task = self._submit(row)
+        if task is None:
+            task = asyncio.ensure_future(asyncio.to_thread(self.truncator, row.user_message()))
+            self.tasks[row.id] = task
         return await task
 
     def release(self, row: EvalRow) -> None:
@@ -290,10 +266,7 @@ async def run_eval(
     queue: asyncio.Queue[tuple[EvalRow, int]] = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8)),
-                                                 thread_name_prefix="truncate")
-    cache = _PromptCache(truncator, [row for row, _ in jobs], Counter(row.id for row, _ in jobs),
-                         ahead=options.concurrency, executor=pool)
+    cache = _PromptCache(truncator, Counter(row.id for row, _ in jobs))
     bar = tqdm(total=total, initial=len(done), desc="eval", unit="sample", disable=not options.progress,
                dynamic_ncols=True)
 
@@ -363,7 +336,6 @@ async def run_eval(
         await asyncio.gather(*workers, return_exceptions=True)
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
         store.close()
         bar.close()
 
