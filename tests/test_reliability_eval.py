@@ -224,13 +224,22 @@ def test_eval_convert_refuses_and_keeps_files(tmp_path, caplog, case, expect):
 
 
 # -- Ctrl-C: what was saved and how to resume, exit 130; the rerun finishes ------------------------------------------
+def as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT handled and unblocked, as for a command typed in a shell. A test run started
+    in the background (``cmd &`` in a script, nohup) ignores SIGINT, and a child inherits that: Ctrl-C would then be
+    ignored by the CLI under test, which is right for the user who asked for it but not what this test checks."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_keeps_finished_samples_and_says_how_to_resume(tmp_path, data):
     out = tmp_path / "out"
     with FakeOpenAIServer(responder=model, latency_s=lambda n: 0.05 if n == 0 else 30.0) as gen:
         env = {"PYTHONPATH": PKG_ROOT, "PATH": "/usr/bin:/bin"}
         proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli",
                                  *map(str, eval_args(gen.base_url, data, out, "--concurrency", "1"))],
-                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=as_from_a_terminal)
         gens = out / "generations.jsonl"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (gens.exists() and gens.read_text().count("\n") >= 1):
