@@ -176,10 +176,16 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
 
+def has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (it would not encode to UTF-8). ``json.dumps(..., ensure_ascii=False)``
+    keeps them as they are, so one search over a dumped line tells whether the record needs :func:`scrub`."""
+    return _SURROGATE.search(text) is not None
+
+
 def scrub_text(text: str) -> tuple[str, int]:
     """(``text`` with lone surrogates replaced by U+FFFD, how many were replaced). Surrogate *pairs* written as
     two code points are joined into the character they encode."""
-    if not _SURROGATE.search(text):
+    if not has_surrogate(text):
         return text, 0
     fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return fixed, fixed.count(REPLACEMENT) - text.count(REPLACEMENT)

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.e2e
 
 ARGS = ["--demo-train-rows", "32", "--demo-sft-rows", "64", "--demo-eval-rows", "8", "--demo-pretrain-steps", "0",
         "--sft-epochs", "2", "--phase1-steps", "2", "--phase2-steps", "2", "--eval-models", "sft,final",
-        "--eval-samples", "1", "--rl-override", "algorithm.filter_groups.enable=false",
-        "--rl-override", "data.train_batch_size=4", "--rl-override", "actor_rollout_ref.rollout.n=4",
-        "--rl-override", "actor_rollout_ref.actor.ppo_mini_batch_size=4"]
+        "--eval-samples", "1", "--max-response-length", "64", "--eval-max-new-tokens", "64",
+        "--rl-override", "algorithm.filter_groups.enable=false", "--rl-override", "data.train_batch_size=4",
+        "--rl-override", "actor_rollout_ref.rollout.n=4", "--rl-override", "actor_rollout_ref.actor.ppo_mini_batch_size=4"]
 
 
 def _cli(workdir: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -90,7 +90,7 @@ def register(subparsers) -> None:
     g.add_argument("--eval-served-model", help="the served model's name (endpoint backend)")
     g.add_argument("--eval-max-new-tokens", type=int)
     g.add_argument("--eval-temperature", type=float)
-    g.add_argument("--eval-samples", type=int, help="sampled answers per held-out row (local backend; CPU demo 4): "
+    g.add_argument("--eval-samples", type=int, help="sampled answers per held-out row (local backend; CPU demo 2): "
                                                     "the row's accuracy is their mean")
     g.add_argument("--eval-models", help="comma list of base,sft,phase1,phase2,final (CPU default "
                                          "sft,phase1,final; GPU final)")

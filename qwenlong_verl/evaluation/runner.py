@@ -1,7 +1,7 @@
 """The evaluation loop: prompts -> middle truncation -> bounded concurrent sampling -> scoring -> appended records.
 
 Each (row, sample) pair is one job. ``concurrency`` workers take jobs in row order, so a row's prompt is truncated
-once (in a thread: tokenizing 120K tokens takes a while) and shared by its samples. Every finished sample is scored
+once (in a thread, a wave ahead: tokenizing 120K tokens takes a while) and shared by its samples. Every finished sample is scored
 at once and appended to ``generations.jsonl``; a failed sample (retries spent, or refused by the server) is logged
 and left out of the file, so the next run asks for it again. A sample whose judge call finally failed is kept in
 the file (``judge_failed: true``, its rule score) but counts as failed unless ``allow_judge_failures``: the next run
@@ -150,24 +150,49 @@ def generation_settings(chat: ChatClient, truncator: MiddleTruncator, tokenizer_
 
 
 class _PromptCache:
-    """Truncate each row's prompt once, in a worker thread, and share it between the row's samples."""
+    """Truncate each row's prompt once, in a worker thread, and share it between the row's samples.
 
-    def __init__(self, truncator: MiddleTruncator, pending: Counter[str]) -> None:
+    Each prompt a worker receives starts the truncation of the next row not yet started, so the rows of the next
+    wave are truncated while this wave's requests wait on the server: a slot that frees sends its next request at
+    once instead of first tokenizing. Started rows run at most about ``concurrency`` ahead of the claimed ones.
+    """
+
+    def __init__(self, truncator: MiddleTruncator, pending: Counter[str], order: Sequence[EvalRow]) -> None:
         self.truncator = truncator
         self.pending = pending  # samples of each row still to run: the entry is freed after the last
         self.tasks: dict[str, asyncio.Task[Truncated]] = {}
+        self._order = order  # distinct rows in job order
+        self._next = 0  # index in ``_order`` of the next row to start
 
-    async def get(self, row: EvalRow) -> Truncated:
+    def _start(self, row: EvalRow) -> asyncio.Task[Truncated]:
         task = self.tasks.get(row.id)
         if task is None:
             task = asyncio.ensure_future(asyncio.to_thread(self.truncator, row.user_message()))
             self.tasks[row.id] = task
-        return await task
+        return task
+
+    async def get(self, row: EvalRow) -> Truncated:
+        prompt = await self._start(row)
+        while self._next < len(self._order):  # one row ahead per prompt handed out
+            ahead = self._order[self._next]
+            self._next += 1
+            if ahead.id not in self.tasks and self.pending[ahead.id] > 0:
+                self._start(ahead)
+                break
+        return prompt
 
     def release(self, row: EvalRow) -> None:
         self.pending[row.id] -= 1
         if self.pending[row.id] <= 0:
             self.tasks.pop(row.id, None)
+
+    async def aclose(self) -> None:
+        """Cancel the truncations started ahead for rows no worker will claim (Ctrl-C, a failure)."""
+        left = [t for t in self.tasks.values() if not t.done()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
 
 
 async def _rescore(records: dict[Key, dict[str, Any]], rows: Mapping[str, EvalRow], scorer: Scorer,
@@ -266,7 +291,8 @@ async def run_eval(
     queue: asyncio.Queue[tuple[EvalRow, int]] = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
-    cache = _PromptCache(truncator, Counter(row.id for row, _ in jobs))
+    cache = _PromptCache(truncator, Counter(row.id for row, _ in jobs),
+                         list({row.id: row for row, _ in jobs}.values()))
     bar = tqdm(total=total, initial=len(done), desc="eval", unit="sample", disable=not options.progress,
                dynamic_ncols=True)
 
@@ -336,6 +362,7 @@ async def run_eval(
         await asyncio.gather(*workers, return_exceptions=True)
         raise
     finally:
+        await cache.aclose()
         store.close()
         bar.close()
 

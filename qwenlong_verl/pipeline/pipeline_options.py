@@ -138,9 +138,9 @@ def cpu_demo_options(workdir: str | Path = "qwenlong_demo", **changes) -> Pipeli
         overrides[stage] = overrides.get(stage, []) + list(values)
     base = dict(
         mode="cpu", workdir=Path(workdir), sft_reasoning="evidence", standin_judge=True, phase_lengths=(320, 600),
-        sft_epochs=2, phase1_steps=12, phase2_steps=12, max_response_length=64, yarn_phase2=False, nproc_per_node=1,
+        sft_epochs=2, phase1_steps=12, phase2_steps=12, max_response_length=96, yarn_phase2=False, nproc_per_node=1,
         rl_lr=1e-3,  # a 140K-parameter model: the paper's 2e-6 (for 14B/32B) would not move it
-        eval_max_new_tokens=64, eval_temperature=0.7, eval_samples=2, eval_models=("sft", "phase1", "final"),
+        eval_max_new_tokens=96, eval_temperature=0.7, eval_samples=2, eval_models=("sft", "phase1", "final"),
         demo=DemoSizes(train_rows=128, sft_rows=384, eval_rows=64, min_tokens=150, max_tokens=600, sft_max_tokens=320,
                        kinds=("needle",), pretrain_steps=400),
         overrides=overrides,
