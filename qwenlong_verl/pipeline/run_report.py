@@ -217,8 +217,8 @@ def _fmt(v: Any, digits: int = 3) -> str:
 def render_markdown(report: Mapping[str, Any]) -> str:
     st = report["stages"]
     lines = ["# QwenLong-L1 pipeline report", "", f"Work folder: `{report['workdir']}`; total wall time "
-             f"{report['total_wall_s']:.0f} s.", "", "| stage | status | wall s | steps | mean reward | first → last "
-             "reward | acc (all rollouts) | judge calls (rate) | phase band | retrospective |",
+             f"{report['total_wall_s']:.0f} s.", "", "| stage | status | wall s | steps | mean reward | first step → "
+             "last step | acc (all rollouts) | judge calls (rate) | phase band | retrospective |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, e in st.items():
         steps = e.get("steps")
