@@ -252,7 +252,8 @@ def render_markdown(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     lines = [f"# Ablation: {meta.get('task') or 'QwenLong-L1 recipe arms'}", ""]
     if meta.get("command"):
         lines += ["```", str(meta["command"]), "```", ""]
-    sizes = ", ".join(f"{k} {meta[k]}" for k in ("steps", "batch", "rollouts", "lr") if meta.get(k) is not None)
+    sizes = ", ".join(f"{k} {meta[k]}" for k in ("steps", "batch", "rollouts", "lr", "max_response_length")
+                      if meta.get(k) is not None)
     lines += [f"- seeds: {meta.get('seeds', sorted({s for a in arms for s in a['seeds']}, key=str))}"]
     if sizes:
         lines.append(f"- RL: {sizes}")

@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rollouts", type=int, default=8, help="rollouts per prompt (G)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lengths", default="320,640", help="L1,L2 prompt tokens of the two phases")
+    p.add_argument("--max-response-length", type=int, default=96,
+                   help="response tokens in RL and in the held-out eval (the demo's; at 64 the answers grow into "
+                        "the DAPO arms' overlong penalty)")
     p.add_argument("--train-rows", type=int, default=192)
     p.add_argument("--eval-rows", type=int, default=96)
     p.add_argument("--eval-samples", type=int, default=4)
@@ -189,13 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     demo = DemoSizes(train_rows=args.train_rows, sft_rows=384, eval_rows=args.eval_rows, val_rows=4, min_tokens=120,
                      max_tokens=l2, sft_max_tokens=l1, kinds=("needle",), seed=0, pretrain_steps=args.pretrain_steps)
     base = cpu_demo_options(work / "shared", demo=demo, phase_lengths=(l1, l2), rl_lr=args.lr,
-                            standin_judge=False, sft_epochs=2, max_response_length=64,
+                            standin_judge=False, sft_epochs=2, max_response_length=args.max_response_length,
                             overrides={"sft": ["optim.lr=1e-3"]})
     shared = run_pipeline(base, skip=["phase1", "phase2", "eval", "report"])["records"]
     data, sft_model = shared["data"].outputs, shared["sft"].outputs["hf_model"]
     eval_file = data["eval"][0]
     bands = [(f"<={l1}", l1), (f"{l1 + 1}-{l2}", 10**9)]
-    evaluate = dict(samples=args.eval_samples, temperature=0.7, bands=bands, max_new_tokens=64)
+    evaluate = dict(samples=args.eval_samples, temperature=0.7, bands=bands, max_new_tokens=args.max_response_length)
     sft_eval = _evaluate(sft_model, eval_file, work / "shared", seed=0, **evaluate)
 
     rl = [f"data.train_batch_size={args.batch}", f"actor_rollout_ref.rollout.n={args.rollouts}",
@@ -252,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "command": "python bench/bench_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seeds": seeds, "steps": args.steps, "batch": args.batch, "rollouts": args.rollouts, "lr": args.lr,
+        "max_response_length": args.max_response_length,
         "lengths": [l1, l2], "train_rows": args.train_rows, "eval_rows": args.eval_rows,
         "eval_samples": args.eval_samples, "eval_temperature": 0.7,
         "task": (f"synthetic needle DocQA, {demo.min_tokens}-{l2} prompt tokens, one access code among ~1 distractor "
