@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qwenlong_verl.evaluation.report import build_report, default_ks, pass_at_k, render_markdown, write_report
+from qwenlong_verl.evaluation.report import (
+    build_report,
+    default_ks,
+    pass_at_k,
+    render_markdown,
+    report_figure,
+    write_report,
+)
 
 
 @given(n=st.integers(1, 8), data=st.data())
@@ -80,3 +87,24 @@ def test_single_sample_report_has_no_pass_at(tmp_path):
     assert rep["benchmarks"]["empty"]["accuracy"] is None and not rep["complete"]
     assert rep["average"]["accuracy"] == 100.0  # benchmarks with no samples yet are not averaged as 0
     write_report(rep, tmp_path)  # a benchmark without samples still renders
+
+
+@pytest.mark.parametrize("names", [["b"], ["hotpotqa", "musique"],
+                                   ["docmath", "longbench_v2_hard_subset_with_a_long_name", "frames", "2wikimqa"]])
+def test_chart_text_stays_inside_the_figure(names):
+    """The margins come from text measurements, not tight_layout: every label, the title and the legend are drawn
+    inside the figure and the tick labels clear the axes."""
+    rep = build_report([rec("x", 0, b, True) for b in names], dict.fromkeys(names, 1), n=1)
+    rep["meta"] = {"model": "deepseek-r1-distill-qwen-14b-qwenlong-l1-phase2"}
+    fig = report_figure(rep)
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    ax = fig.axes[0]
+    width, height = fig.bbox.width, fig.bbox.height
+    texts = [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.title, ax.yaxis.label, ax.get_legend()]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, (text, box)
+    axes_box = ax.get_window_extent(renderer)
+    for label in ax.get_xticklabels():
+        assert label.get_window_extent(renderer).y1 <= axes_box.y0
