@@ -92,14 +92,20 @@ def test_overlay_keys_are_dataclass_fields(overlay):
 
 def test_declared_bounds_accept_their_defaults():
     from qwenlong_verl.evaluation.client import ChatOptions
+    from qwenlong_verl.evaluation.runner import EvalOptions
+    from qwenlong_verl.pipeline.generate import GenerateOptions
 
     checked = 0
-    for cls in [*option_sections().values(), ChatOptions]:
+    for cls in [*option_sections().values(), ChatOptions, EvalOptions, GenerateOptions]:
         for f in dataclasses.fields(cls):
             if f.metadata:
                 assert field_problem(f, _default(f)) is None, f"{cls.__name__}.{f.name}"
                 checked += 1
-    assert checked >= 15
+    assert checked >= 22
+    with pytest.raises(ValueError, match=r"^top_p must be in \(0, 1\], got 0$"):
+        GenerateOptions(top_p=0)
+    with pytest.raises(ValueError, match=r"^concurrency must be >= 1, got 0$"):
+        EvalOptions(out_dir="x", concurrency=0)
 
 
 def test_one_validator_reads_the_bounds():

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from qwenlong_verl.config import check_fields, option
 from qwenlong_verl.evaluation.client import ChatClient, ChatRequestError, Completion
 from qwenlong_verl.evaluation.data import PROMPT_TEMPLATE, EvalDataError, EvalRow
 from qwenlong_verl.evaluation.report import build_report, write_report
@@ -45,8 +46,8 @@ class Scorer(Protocol):
 @dataclass
 class EvalOptions:
     out_dir: str
-    n_samples: int = 1  # samples per row; > 1 gives pass@k
-    concurrency: int = 32  # generation requests in flight at most
+    n_samples: int = option(1, ge=1)  # samples per row; > 1 gives pass@k
+    concurrency: int = option(32, ge=1)  # generation requests in flight at most
     pass_ks: list[int] | None = None  # default 1, 2, 4, ..., n
     progress: bool = True
     force_resume: bool = False  # resume although run.json settings differ
@@ -54,10 +55,7 @@ class EvalOptions:
     allow_judge_failures: bool = False  # a sample whose judge call finally failed counts as done (rule score)
 
     def __post_init__(self) -> None:
-        if self.n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        check_fields(self)
 
 
 @dataclass

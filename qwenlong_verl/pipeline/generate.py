@@ -16,28 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qwenlong_verl.config import check_fields, option
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class GenerateOptions:
-    max_new_tokens: int = 64
-    temperature: float = 0.0  # 0: greedy (a small held-out set is less noisy that way)
-    top_p: float = 1.0
-    n_samples: int = 1
-    batch_size: int = 16
+    max_new_tokens: int = option(64, ge=1)
+    temperature: float = option(0.0, ge=0)  # 0: greedy (a small held-out set is less noisy that way)
+    top_p: float = option(1.0, gt=0, le=1)
+    n_samples: int = option(1, ge=1)
+    batch_size: int = option(16, ge=1)
     seed: int = 0
-    limit: int | None = None
+    limit: int | None = option(None, ge=1)
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.n_samples < 1 or self.batch_size < 1:
-            raise ValueError(f"n_samples and batch_size must be >= 1, got {self.n_samples}, {self.batch_size}")
+        check_fields(self)
 
 
 def generate_file(model_dir: str | Path, data: Sequence[str | Path], out: str | Path,
