@@ -1,4 +1,4 @@
-"""What each QwenLong-L1 piece buys at CPU scale: five arms from one SFT start, several seeds each.
+"""What each QwenLong-L1 piece buys at CPU scale: six arms from one SFT start, several seeds each.
 
 Arms (same tiny model after the same warm-up SFT, same RL steps, prompts per step, rollouts per prompt, lr,
 sampling temperature and response budget; only the algorithm pieces differ):
@@ -12,6 +12,9 @@ sampling temperature and response budget; only the algorithm pieces differ):
 * **d** c + the phased curriculum: half the steps on phase I's band (prompt <= L1), half on phase II's (<= L2);
 * **e** d + difficulty-aware retrospective sampling: phase II mixes in phase I's unsolved examples. e continues from
   the very phase-I run of d with the same seed (the two arms differ only in phase II).
+* **f** a control for d: c's data (every length) in two runs of half the steps, the second from the first's HF
+  weights with a fresh optimizer and a new data seed, as d's phase II starts. f vs c is the cost of the restart alone;
+  d vs f is the curriculum's data split alone.
 
 Task: synthetic ``needle`` DocQA (``qwenlong_verl.data.synth``): one "The access code is W." at a random depth
 among "The old code was V." distractors, one per ~60 words, so a longer document has more distractors and a deeper
@@ -51,6 +54,7 @@ ARMS = {
     "c": "ours, one phase",
     "d": "ours + curriculum",
     "e": "ours + curriculum + retrospective",
+    "f": "ours, one phase, optimizer restarted half-way",
 }
 # (arm, reference arm, the piece it adds): the report's "What each piece buys"
 COMPARISONS = [
@@ -58,6 +62,8 @@ COMPARISONS = [
     ["c", "b", "our plugins: hybrid reward (judge), qwenlong estimator/loss/trainer mode"],
     ["d", "c", "phased curriculum"],
     ["e", "d", "retrospective sampling"],
+    ["f", "c", "a fresh optimizer half-way (d's phase II starts from HF weights)"],
+    ["d", "f", "the curriculum's data split, both with the restart"],
 ]
 STOCK_COMMON = [
     "reward.custom_reward_function.path=pkg://qwenlong_verl.reward.scoring",
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default="bench_ablation_run")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--arms", default="a,b,c,d,e")
+    p.add_argument("--arms", default="a,b,c,d,e,f")
     p.add_argument("--steps", type=int, default=12, help="RL steps per run (d, e: half per phase)")
     p.add_argument("--batch", type=int, default=8, help="prompts per step")
     p.add_argument("--rollouts", type=int, default=8, help="rollouts per prompt (G)")
@@ -214,10 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                 o = dataclasses.replace(base, phase1_steps=args.steps if one_phase else half,
                                         phase2_steps=args.steps - half, workdir=run_dir,
                                         overrides={"rl": seeded})
-                if one_phase:
+                if arm in ("a", "b", "c", "f"):
                     # no curriculum: phase I's band is every training row (L1 = L2)
                     o = dataclasses.replace(o, phase_lengths=(l2, l2 + 1))
-                judge_url = judge.base_url if arm in ("c", "d", "e") else None
+                judge_url = judge.base_url if arm in ("c", "d", "e", "f") else None
                 phases: list[tuple[Path, float, int]] = []
                 p1_dir = (work / f"d_seed{seed}" / "phase1") if arm in ("d", "e") else run_dir / "phase1"
                 cmd = rl_command(o, 1, train=data["train"], val=data["val"], model=sft_model, ckpt=p1_dir / "ckpt",
@@ -232,9 +238,16 @@ def main(argv: list[str] | None = None) -> int:
                     p2_dir = run_dir / "phase2"
                     start = str(rl_hf_model(p1_dir / "ckpt"))
                     retro = str(difficulty_output(p1_dir)) if arm == "e" else None
-                    cmd = rl_command(o, 2, train=data["train"], val=data["val"], model=start, ckpt=p2_dir / "ckpt",
-                                     difficulty_out=difficulty_output(p2_dir), difficulty_in=retro,
-                                     judge_url=judge_url, metrics=None)
+                    if arm == "f":  # phase I's band again, on batches of another data seed
+                        reseeded = [*rl, f"data.seed={seed + 1000}", f"actor_rollout_ref.rollout.seed={seed + 1000}"]
+                        o2 = dataclasses.replace(o, phase1_steps=args.steps - half, overrides={"rl": reseeded})
+                        cmd = rl_command(o2, 1, train=data["train"], val=data["val"], model=start,
+                                         ckpt=p2_dir / "ckpt", difficulty_out=difficulty_output(p2_dir),
+                                         difficulty_in=None, judge_url=judge_url, metrics=None)
+                    else:
+                        cmd = rl_command(o, 2, train=data["train"], val=data["val"], model=start, ckpt=p2_dir / "ckpt",
+                                         difficulty_out=difficulty_output(p2_dir), difficulty_in=retro,
+                                         judge_url=judge_url, metrics=None)
                     metrics, wall = _main_ppo(cmd, p2_dir)
                     phases.append((metrics, wall, half))
                     final = p2_dir / "ckpt"
