@@ -1,8 +1,8 @@
 """The evaluation loop: prompts -> middle truncation -> bounded concurrent sampling -> scoring -> appended records.
 
 Each (row, sample) pair is one job. ``concurrency`` workers take jobs in row order, so a row's prompt is truncated
-once (in a thread, a wave ahead: tokenizing 120K tokens takes a while) and shared by its samples. Every finished sample is scored
-at once and appended to ``generations.jsonl``; a failed sample (retries spent, or refused by the server) is logged
+once (in a thread, a wave ahead: tokenizing 120K tokens takes a while) and shared by its samples. Every finished
+sample is scored at once and appended to ``generations.jsonl``; a failed sample (retries spent, or refused by the server) is logged
 and left out of the file, so the next run asks for it again. A sample whose judge call finally failed is kept in
 the file (``judge_failed: true``, its rule score) but counts as failed unless ``allow_judge_failures``: the next run
 asks the judge again about the stored response, without asking the model. The report is built from the file at the
@@ -155,11 +155,11 @@ class _PromptCache:
     once instead of first tokenizing. Started rows run at most about ``concurrency`` ahead of the claimed ones.
     """
 
-    def __init__(self, truncator: MiddleTruncator, pending: Counter[str], order: Sequence[EvalRow]) -> None:
+    def __init__(self, truncator: MiddleTruncator, job_rows: Sequence[EvalRow]) -> None:
         self.truncator = truncator
-        self.pending = pending  # samples of each row still to run: the entry is freed after the last
+        self.pending = Counter(row.id for row in job_rows)  # samples of each row still to run: freed after the last
         self.tasks: dict[str, asyncio.Task[Truncated]] = {}
-        self._order = order  # distinct rows in job order
+        self._order = list({row.id: row for row in job_rows}.values())  # distinct rows in job order
         self._next = 0  # index in ``_order`` of the next row to start
 
     def _start(self, row: EvalRow) -> asyncio.Task[Truncated]:
@@ -186,9 +186,8 @@ class _PromptCache:
 
     async def aclose(self) -> None:
         """Cancel the truncations started ahead for rows no worker will claim (Ctrl-C, a failure)."""
-        left = [t for t in self.tasks.values() if not t.done()]
-        for task in left:
-            task.cancel()
+        for task in self.tasks.values():
+            task.cancel()  # a no-op for a finished one
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         self.tasks.clear()
 
@@ -289,8 +288,7 @@ async def run_eval(
     queue: asyncio.Queue[tuple[EvalRow, int]] = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
-    cache = _PromptCache(truncator, Counter(row.id for row, _ in jobs),
-                         list({row.id: row for row, _ in jobs}.values()))
+    cache = _PromptCache(truncator, [row for row, _ in jobs])
     bar = tqdm(total=total, initial=len(done), desc="eval", unit="sample", disable=not options.progress,
                dynamic_ncols=True)
 

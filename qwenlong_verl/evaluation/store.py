@@ -125,13 +125,17 @@ class GenerationStore:
     def append(self, record: Mapping[str, Any]) -> None:
         # One write call per line, flushed at once: a kill can tear only the line being written. Text that cannot
         # be encoded (a lone surrogate in a model reply) is replaced, never fatal.
+        self._fh.write(self._line(record))
+        self._fh.flush()
+
+    def _line(self, record: Mapping[str, Any]) -> str:
+        """``record`` as one JSON line; lone surrogates replaced (and counted) when the dump holds any."""
         line = json.dumps(record, ensure_ascii=False)
         if has_surrogate(line):  # rare: walk the record only then (the walk costs ~10x the dump)
             record, bad = scrub(record)
             self.replaced_chars += bad
             line = json.dumps(record, ensure_ascii=False)
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        return line + "\n"
 
     def close(self) -> None:
         if self._fh is not None:
@@ -143,6 +147,4 @@ class GenerationStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.path) as fh:
             for rec in records:
-                rec, bad = scrub(rec)
-                self.replaced_chars += bad
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fh.write(self._line(rec))
