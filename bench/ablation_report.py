@@ -279,8 +279,8 @@ def render_markdown(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     lines.append("")
     labels = {a["arm"]: a["label"] for a in arms}
     if summary.get("pieces"):
-        lines += ["## What each piece buys", "", "Each row adds one piece to the arm before it (held-out accuracy, "
-                  "percentage points, 95 % interval).", "", "| piece | arm vs arm | difference | interval excludes 0? |",
+        lines += ["## What each piece buys", "", "Each row compares an arm with a reference arm that lacks the named "
+                  "piece (held-out accuracy, percentage points, 95 % interval).", "", "| piece | arm vs arm | difference | interval excludes 0? |",
                   "|---|---|---|---|"]
         for p in summary["pieces"]:
             lines.append(f"| {p['piece']} | {labels[p['arm']]} vs {labels[p['ref']]} | {_pts(p['diff'])} | "
