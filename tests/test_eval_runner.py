@@ -49,8 +49,9 @@ def test_prompts_are_truncated_once_per_row_and_a_wave_ahead(tmp_path, tiny_toke
             return await run_eval(rows, chat, HybridScorer(), truncate,
                                   EvalOptions(out_dir=str(tmp_path), n_samples=2, concurrency=2, progress=False))
 
-    # the first reply comes after 0.5 s: rows whose prompts exist by then were truncated ahead of any free slot
-    with FakeOpenAIServer(responder=respond, latency_s=lambda n: 0.5 if n == 0 else 0.0) as server:
+    # the first wave (both slots, both on row 0) is answered after 0.5 s: rows whose prompts exist by then were
+    # truncated ahead of any free slot
+    with FakeOpenAIServer(responder=respond, latency_s=lambda n: 0.5 if n < 2 else 0.0) as server:
         result = asyncio.run(go())
     assert result.complete and result.report["average"]["accuracy"] == 100.0
     assert server.count == 12
