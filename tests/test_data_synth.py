@@ -75,7 +75,7 @@ def test_answers_are_verifiable_from_the_document():
             assert re.search(rf"\({gt}\) (\w+)", q).group(1) == city
             for opt in re.findall(r"\([A-D]\) (\w+)", q):  # every option is a city of the document
                 assert f"headquartered in {opt}." in doc
-        elif kind == "needle":
+        elif kind in ("needle", "needle_dense"):
             assert re.findall(r"The access code is (\w+)\.", doc) == [gt]
             assert gt not in re.findall(r"The old code was (\w+)\.", doc)
         else:
@@ -92,6 +92,19 @@ def test_needle_gets_harder_with_length():
 
     assert 1 <= distractors(short) <= 4
     assert distractors(long) >= 5 * distractors(short)
+
+
+def test_needle_dense_distractors_per_token_rise_with_length():
+    """needle keeps the distractors per word flat; needle_dense makes a document twice as long carry about twice
+    as many per word (so a long prompt is harder per token, not only longer)."""
+    def per_word(kind: str, lo: int, hi: int) -> float:
+        rows = generate_docqa(20, min_tokens=lo, max_tokens=hi, seed=4, kinds=(kind,))
+        return sum(_doc(r).count("The old code was") / len(_doc(r).split()) for r in rows) / len(rows)
+
+    flat_short, flat_long = per_word("needle", 150, 200), per_word("needle", 700, 800)
+    dense_short, dense_long = per_word("needle_dense", 150, 200), per_word("needle_dense", 700, 800)
+    assert flat_long == pytest.approx(flat_short, rel=0.35)
+    assert dense_long >= 1.8 * dense_short and dense_long >= 1.5 * flat_long
 
 
 def test_code_words_are_single_tokens_of_the_tiny_tokenizer(tiny_tokenizer):

@@ -70,6 +70,10 @@ def register(subparsers) -> None:
                         "difficulty 1/(mean+eps) (Eq. 10; needs --retrospective-ratio)")
     g.add_argument("--retrospective-ratio", type=float, help="share of phase II's epoch made of phase I examples")
     g.add_argument("--no-yarn", action="store_true", help="GPU: no YaRN rope scaling in phase II")
+    g.add_argument("--phase2-start", choices=["resume", "restart"], default="resume",
+                   help="resume (default): phase II continues phase I's last verl checkpoint (weights, Adam moments, "
+                        "lr schedule, global step, RNG, difficulty table) with its own band and settings; restart: "
+                        "the paper's separate launch from phase I's HF weights with a fresh optimizer")
     g = p.add_argument_group("launch")
     g.add_argument("--nproc-per-node", type=int, help="GPUs per node (GPU default 8)")
     g.add_argument("--nnodes", type=int, help="nodes of the RL phases (default 1; more needs a Ray cluster: "
@@ -132,7 +136,7 @@ def options_from_args(args: argparse.Namespace):
         "judge_url": args.judge_url, "judge_model": args.judge_model, "phase_lengths": args.phase_lengths,
         "sft_epochs": args.sft_epochs, "sft_steps": args.sft_steps, "phase1_steps": args.phase1_steps,
         "phase2_steps": args.phase2_steps, "max_response_length": args.max_response_length, "rl_lr": args.rl_lr,
-        "retrospective_mode": args.retrospective_mode,
+        "retrospective_mode": args.retrospective_mode, "phase2_start": args.phase2_start,
         "retrospective_ratio": args.retrospective_ratio, "nproc_per_node": args.nproc_per_node,
         "nnodes": args.nnodes,
         "sft_launcher": args.sft_launcher, "ray_address": args.ray_address, "stage_timeout_s": args.stage_timeout,

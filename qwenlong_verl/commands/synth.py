@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 
 OUT_SUFFIXES = (".parquet", ".jsonl", ".json")
 MAX_TOKENS_LIMIT = 2_000_000  # far beyond any model's context; more only exhausts memory
-KINDS = ("multihop", "numeric", "choice", "copy", "needle")  # qwenlong_verl.data.synth.KINDS (not imported: keeps --help fast)
+KINDS = ("multihop", "numeric", "choice", "copy", "needle", "needle_dense")  # qwenlong_verl.data.synth.KINDS (not imported: keeps --help fast)
 
 
 def _tokens(text: str) -> int:

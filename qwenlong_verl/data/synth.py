@@ -16,6 +16,11 @@ verify:
   random depth, among distractor sentences "The old code was V." (V another code word), one per ~``NEEDLE_WORDS_PER
   _DISTRACTOR`` words of document. A longer document has more distractors and its answer lies deeper on average, so
   a length curriculum has something to do.
+* ``needle_dense`` (``multihoprag``): ``needle`` whose distractor *density* rises with length: about
+  ``n_words**2 / (NEEDLE_WORDS_PER_DISTRACTOR * NEEDLE_DENSE_REF_WORDS)`` distractors, so a document twice as long
+  has four times the distractors (twice as many per token), up to twice ``needle``'s density. In ``needle`` each token carries the same chance of a
+  distractor, and a model that copies the right sentence is about as good at any length; here a long document is
+  harder per token as well as longer, so length really is the difficulty.
 
 Rows are verl RL rows: ``data_source``, ``prompt`` (one user message in the QwenLong-L1 template), ``ability``,
 ``reward_model: {style: rule, ground_truth}``, ``extra_info: {index, split, kind, question, answer, target_tokens,
@@ -34,7 +39,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("multihop", "numeric", "choice", "copy", "needle")
+KINDS = ("multihop", "numeric", "choice", "copy", "needle", "needle_dense")
 DEFAULT_KINDS = ("multihop", "numeric", "choice")
 
 PROMPT_TEMPLATE = (
@@ -62,8 +67,9 @@ _SYLLABLES = (
 ).split()
 COPY_WORDS = ("amber", "cobalt", "crimson", "emerald", "indigo", "ivory", "scarlet", "violet")
 _DATA_SOURCES = {"multihop": ("musique", "multihoprag"), "numeric": ("docmath",), "choice": ("long_toc_choices",),
-                 "copy": ("multihoprag",), "needle": ("multihoprag",)}
+                 "copy": ("multihoprag",), "needle": ("multihoprag",), "needle_dense": ("multihoprag",)}
 NEEDLE_WORDS_PER_DISTRACTOR = 60
+NEEDLE_DENSE_REF_WORDS = 300  # needle_dense: at this many words it has needle's density; 4x the words, 4x the density
 
 
 @dataclass(frozen=True)
@@ -150,11 +156,15 @@ def _copy(rng: random.Random, data_source: str) -> _Example:
     return _Example("copy", data_source, [], "What is the access code?", word, head_tail=sentence)
 
 
-def _needle(rng: random.Random, data_source: str, n_words: int) -> _Example:
+def _needle(rng: random.Random, data_source: str, n_words: int, dense: bool = False) -> _Example:
     word = rng.choice(COPY_WORDS)
     others = [w for w in COPY_WORDS if w != word]
-    distractors = [f"The old code was {rng.choice(others)}." for _ in range(max(1, n_words // NEEDLE_WORDS_PER_DISTRACTOR))]
-    return _Example("needle", data_source, [f"The access code is {word}.", *distractors], "What is the access code?", word)
+    count = n_words / NEEDLE_WORDS_PER_DISTRACTOR
+    if dense:  # capped at twice needle's density (from 600 words on), so the document length stays calibrated
+        count = min(count * n_words / NEEDLE_DENSE_REF_WORDS, 2 * count)
+    distractors = [f"The old code was {rng.choice(others)}." for _ in range(max(1, int(count)))]
+    kind = "needle_dense" if dense else "needle"
+    return _Example(kind, data_source, [f"The access code is {word}.", *distractors], "What is the access code?", word)
 
 
 _BUILDERS = {"multihop": _multihop, "numeric": _numeric, "choice": _choice, "copy": _copy}
@@ -237,7 +247,7 @@ def generate_docqa(
 
     Kinds are assigned round-robin (row i gets ``kinds[i % len(kinds)]``), target lengths are drawn from
     ``length_dist`` (``uniform`` or ``loguniform``), and everything is a function of ``seed`` alone. With a
-    ``tokenizer`` the document length is calibrated against it (one correction pass) and the exact chat-templated
+    ``tokenizer`` the document length is calibrated against it (one correction pass, a second where still > 3 % off) and the exact chat-templated
     prompt length is stored as ``prompt_length``; without one, lengths assume ~1.3 tokens per word.
     """
     if n < 0:
@@ -270,7 +280,10 @@ def generate_docqa(
         sources = _DATA_SOURCES[kind]
         want_words = max(20, int((targets[i] - overhead) / tpw))
         source = sources[i // len(kinds) % len(sources)]
-        ex = _needle(ex_rng, source, want_words) if kind == "needle" else _BUILDERS[kind](ex_rng, source)
+        if kind in ("needle", "needle_dense"):
+            ex = _needle(ex_rng, source, want_words, dense=kind == "needle_dense")
+        else:
+            ex = _BUILDERS[kind](ex_rng, source)
         sentences, fixed = _sentences(ex_rng, ex, pool, want_words)
         prompt = build_prompt(_join(sentences), ex.question)
         row: dict[str, Any] = {
@@ -292,8 +305,11 @@ def generate_docqa(
             from qwenlong_verl.data.prepare import prompt_lengths
 
             length = prompt_lengths(tokenizer, [prompt])[0]
-            # one correction pass: filler tokenises a little differently in context than in the calibration sample
-            if abs(length - targets[i]) > max(8, 0.01 * targets[i]):
+            # a correction pass: filler tokenises a little differently in context than in the calibration sample;
+            # a second one only where the first is still > 3 % off (many short fact sentences skew its estimate)
+            for tolerance in (max(8, 0.01 * targets[i]), max(20, 0.03 * targets[i])):
+                if abs(length - targets[i]) <= tolerance:
+                    break
                 per_sentence = max(1.0, (length - overhead) / max(1, len(sentences)))
                 k = int(round((targets[i] - length) / per_sentence))
                 if k:

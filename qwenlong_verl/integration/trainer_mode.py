@@ -139,8 +139,20 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
         phase = self.qwenlong_options.phase_at(self.global_steps)
         if phase != self.sampler.phase and self.global_steps > 1:
             # end of an in-run phase: its table is the next phase's retrospective source, and a file for later runs
+            logger.info("qwenlong: phase switch %d -> %d at step %d; model, optimizer state, lr schedule and step "
+                        "count continue", self.sampler.phase, phase, self.global_steps)
             self._qw_write_difficulty(reason=f"end of phase {self.sampler.phase}")
         self.sampler.set_step(self.global_steps)
+
+    def on_step_end(self):
+        super().on_step_end()
+        # an in-run schedule saves a full checkpoint at the last step of each phase (when checkpoints are on), so
+        # every phase's model can be evaluated and a later launch can resume at the phase boundary
+        step, save_freq = self.global_steps, int(self.config.trainer.save_freq or 0)
+        if (self.qwenlong_options.curriculum.schedule and save_freq > 0 and step < self.total_training_steps
+                and step % save_freq != 0 and self.qwenlong_options.phase_at(step + 1) != self.sampler.phase):
+            logger.info("qwenlong: checkpoint at the end of phase %d (step %d)", self.sampler.phase, step)
+            self._save_checkpoint()
 
     # ------------------------------------------------------------------ DAPO refill bound
     def _add_prompts_to_generate(self, num_prompts: int) -> int:
@@ -317,6 +329,34 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
         elif self.qwenlong_options.difficulty.enable:
             logger.warning("qwenlong: checkpoint %s has no %s; the difficulty table restarts from the input file",
                            folder, FILE_NAME)
+        if self.sampler.resumed_phase is not None and self.sampler.resumed_phase != self.sampler.phase:
+            self._qw_continue_phase(folder)
+
+    def _qw_continue_phase(self, folder: str) -> None:
+        """A launch that continues another phase's checkpoint (phase II resuming phase I): verl restored the weights,
+        optimizer, lr scheduler, RNG and global step N. The sampler starts this phase's band at epoch 0; its
+        retrospective pool is rebuilt from the restored table (phase I's records up to N). The step budget counts
+        on from N: ``trainer.total_training_steps`` must exceed N (an unset one means this phase's epochs after
+        N), and verl's epoch loop, which counts epochs from N // steps_per_epoch, gets as many more epochs."""
+        from qwenlong_verl.config import QwenLongConfigError
+
+        done = self.global_steps
+        self.sampler.table = self.difficulty
+        self.sampler._enter_phase(self.sampler.phase)
+        self.steps_per_epoch = max(1, len(self.sampler) // self.config.data.train_batch_size)
+        if self.config.trainer.get("total_training_steps") is None:
+            self.total_training_steps += done
+        if self.total_training_steps <= done:
+            raise QwenLongConfigError(
+                f"trainer.total_training_steps={self.total_training_steps} is not past the resumed step {done} of "
+                f"{folder}: phase {self.sampler.phase} would train 0 steps. Global steps continue across phases; set "
+                f"trainer.total_training_steps={done} + this phase's steps")
+        with open_dict(self.config):
+            self.config.trainer.total_epochs = int(self.config.trainer.total_epochs) + done // self.steps_per_epoch
+        logger.info("qwenlong: phase %d continues phase %d's training state from %s: steps %d..%d (model, optimizer "
+                    "moments, lr schedule, RNG and step count restored; phase %d's band from epoch 0, %d "
+                    "retrospective candidates)", self.sampler.phase, self.sampler.resumed_phase, folder, done + 1,
+                    self.total_training_steps, self.sampler.phase, len(self.sampler.pool))
 
     def fit(self, agent_loop_manager):
         try:

@@ -31,6 +31,9 @@ class DemoSizes:
     pretrain_steps: int = 0  # code-copy pre-training of the fresh tiny model (tiny_model.pretrain_code_copy)
 
 
+PHASE2_STARTS = ("resume", "restart")
+
+
 @dataclass
 class PipelineOptions:
     """Everything one pipeline run needs. ``mode=cpu``: the demo (tiny model and synthetic data built by the
@@ -61,6 +64,10 @@ class PipelineOptions:
     max_response_length: int | None = None  # None: the recipe's (10K on GPU)
     rl_lr: float | None = None  # actor lr of both RL phases; None: the recipe's (paper: 2e-6)
     yarn_phase2: bool = True  # phase II past 32K tokens: YaRN rope scaling (+qwenlong_rope=yarn)
+    # how phase II starts: "resume" continues phase I's last full verl checkpoint (weights, Adam moments, lr
+    # schedule, global step, RNG) with phase II's band and settings; "restart" is the paper's separate launch (phase
+    # I's HF weights, a fresh optimizer and step count)
+    phase2_start: str = "resume"
     # launch
     nproc_per_node: int = 8
     nnodes: int = 1  # RL phases: trainer.nnodes (a Ray cluster of that many nodes, --ray-address)
@@ -90,6 +97,8 @@ class PipelineOptions:
             raise ValueError(f"sft_launcher must be torchrun or ray, got {self.sft_launcher!r}")
         if self.eval_backend not in ("local", "endpoint"):
             raise ValueError(f"eval_backend must be local or endpoint, got {self.eval_backend!r}")
+        if self.phase2_start not in PHASE2_STARTS:
+            raise ValueError(f"phase2_start must be one of {PHASE2_STARTS}, got {self.phase2_start!r}")
         if self.retrospective_mode not in ("zero_mean", "weighted"):
             raise ValueError(f"retrospective_mode must be zero_mean or weighted, got {self.retrospective_mode!r}")
         if self.retrospective_mode == "weighted" and self.retrospective_ratio is None:
