@@ -278,3 +278,43 @@ def test_pipeline_gpu_checks_both_rl_phases_before_sft(cluster, tmp_path):
                                               **common), current="data")
     ok.stage_dir().mkdir(parents=True)
     assert run_data(ok)["train"] == str(root / "train.parquet")
+
+
+def _phase1_checkpoint(root: Path, step: int, world: int, contents=("model", "optim", "extra_state")) -> Path:
+    """A phase-I checkpoint folder laid out as verl's FSDP checkpoint manager writes it (file names only: preflight
+    reads names, verl's workers read the shards)."""
+    folder = root / f"global_step_{step}"
+    (folder / "actor").mkdir(parents=True)
+    for kind in contents:
+        for rank in range(world):
+            (folder / "actor" / f"{kind}_world_size_{world}_rank_{rank}.pt").write_bytes(b"")
+    (folder / "data.pt").write_bytes(b"")
+    return folder
+
+
+def test_phase2_resume_checks_world_size_contents_and_steps(cluster, tmp_path):
+    """Phase II resuming phase I's checkpoint: preflight names what would fail on the workers (another world size,
+    no optimizer shard) or silently train nothing (total steps not past the resumed step)."""
+    ok = _phase1_checkpoint(tmp_path / "p1", 40, 8)
+    base = readme_command(cluster, "Qwen2.5-14B-Instruct", 2, 1, 8) + ["trainer.resume_mode=resume_path"]
+    report = run_preflight(base + [f"trainer.resume_from_path={ok}", "trainer.total_training_steps=80"],
+                           gpu_memory_gib=80, network=False)
+    assert not [f for f in report.findings if f.check == "resume"], _errors(report)
+
+    wrong_world = run_preflight(base + [f"trainer.resume_from_path={ok}", "trainer.nnodes=4"], gpu_memory_gib=80,
+                                network=False)
+    assert any(e.startswith("trainer.nnodes: the checkpoint was written by world size [8] and this launch has 4 x 8")
+               for e in _errors(wrong_world)), _errors(wrong_world)
+
+    no_optim = _phase1_checkpoint(tmp_path / "p1b", 40, 8, contents=("model", "extra_state"))
+    errors = _errors(run_preflight(base + [f"trainer.resume_from_path={no_optim}"], gpu_memory_gib=80,
+                                   network=False))
+    assert any("has no optim_world_size_8_rank_0.pt: the Adam moments restart" in e for e in errors), errors
+
+    errors = _errors(run_preflight(base + [f"trainer.resume_from_path={ok}", "trainer.total_training_steps=40"],
+                                   gpu_memory_gib=80, network=False))
+    assert any(e.startswith("trainer.total_training_steps: 40 is not past the resumed step 40") for e in errors), errors
+
+    errors = _errors(run_preflight(base + [f"trainer.resume_from_path={tmp_path / 'p1' / 'latest'}"],
+                                   gpu_memory_gib=80, network=False))
+    assert any("is not a verl checkpoint folder" in e for e in errors), errors

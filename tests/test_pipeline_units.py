@@ -300,6 +300,34 @@ def test_report_says_whether_the_run_learns(tmp_path):
     assert "includes 0: no gain shown" in md
 
 
+def test_report_gives_each_phase_its_own_heldout_gain_and_names_an_empty_pool(tmp_path):
+    """SFT -> phase I -> phase II: a phase II that adds nothing on the held-out rows is visible as its own line, and
+    an empty retrospective pool is said, not left as 'pool 0'."""
+    def scored(label: str, hit) -> str:
+        path = tmp_path / f"{label}_scored.jsonl"
+        path.write_text("".join(json.dumps({"id": f"r{i}", "sample": 0, "score": float(hit(i))}) + "\n"
+                                for i in range(40)))
+        return str(path)
+
+    models = {"sft": {"scored": scored("sft", lambda i: i < 4)},
+              "phase1": {"scored": scored("phase1", lambda i: i < 24)},
+              "phase2": {"scored": scored("phase2", lambda i: i < 24)}}
+    p2_m = tmp_path / "p2" / "metrics.jsonl"
+    _metrics(p2_m, [(i, {"critic/score/mean": 0.5, "qwenlong/retro_pool": 0.0}) for i in (3, 4)])
+    records = {"phase2": StageRecord("phase2", "ran", {"metrics": str(p2_m), "retrospective_file": "d.json"}, 1.0),
+               "eval": StageRecord("eval", "ran", {"models": models}, 1.0)}
+    report = build_report(tmp_path, records)
+    learning = report["learning"]
+    steps = {(h["before_label"], h["after_label"]): h for h in learning["heldout_steps"]}
+    assert steps[("sft", "phase1")]["gain"]["estimate"] == pytest.approx(0.5)
+    assert steps[("sft", "phase1")]["gain_excludes_0"]
+    assert steps[("phase1", "phase2")]["gain"]["estimate"] == 0.0
+    md = render_markdown(report)
+    assert "phase1 alone (40 rows): sft 10.0 % → phase1 60.0 %" in md
+    assert "phase2 alone (40 rows): phase1 60.0 % → phase2 60.0 %, gain +0.0 points" in md
+    assert "retrospective pool of phase II: 0 example(s): phase I left no unsolved example" in md
+
+
 # ------------------------------------------------------------------------------------------------ judge
 def test_standin_judge_speaks_the_reward_judge_protocol():
     from qwenlong_verl.reward.judge import JUDGE_USER_TEMPLATE, parse_verdict

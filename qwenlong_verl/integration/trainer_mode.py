@@ -58,6 +58,30 @@ def dataset_view(dataset: Any, length_key: str) -> DatasetView:
     return view_from_arrow(table, length_key, where="data.train_files")
 
 
+def checkpoint_phase(folder: str) -> int | None:
+    """The curriculum phase a verl checkpoint folder (``global_step_N``) was taken in: our sampler's state inside
+    the dataloader state ``data.pt``. torchdata's ``StatefulDataLoader`` hands that state to the sampler only when
+    the next epoch's iterator starts, after verl's ``_load_checkpoint`` returns, so the trainer reads it here."""
+    import torch
+
+    path = os.path.join(folder, "data.pt")
+    if not os.path.isfile(path):
+        return None
+    try:
+        state = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - verl loaded it already; a read failure only costs the phase check
+        logger.warning("qwenlong: could not read %s: %s", path, exc)
+        return None
+    stack = [state]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("version") is not None and "phase" in node and "signature" in node:
+                return int(node["phase"])
+            stack.extend(node.values())
+    return None
+
+
 @register_trainer(TRAINER_MODE)
 class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
     # PPOTrainer.__init__ assigns config.trainer.v1.trainer_mode; keep verl's sync code paths.
@@ -329,10 +353,11 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
         elif self.qwenlong_options.difficulty.enable:
             logger.warning("qwenlong: checkpoint %s has no %s; the difficulty table restarts from the input file",
                            folder, FILE_NAME)
-        if self.sampler.resumed_phase is not None and self.sampler.resumed_phase != self.sampler.phase:
-            self._qw_continue_phase(folder)
+        taken_in = checkpoint_phase(folder)
+        if taken_in is not None and not self.qwenlong_options.curriculum.schedule and taken_in != self.sampler.phase:
+            self._qw_continue_phase(folder, taken_in)
 
-    def _qw_continue_phase(self, folder: str) -> None:
+    def _qw_continue_phase(self, folder: str, taken_in: int) -> None:
         """A launch that continues another phase's checkpoint (phase II resuming phase I): verl restored the weights,
         optimizer, lr scheduler, RNG and global step N. The sampler starts this phase's band at epoch 0; its
         retrospective pool is rebuilt from the restored table (phase I's records up to N). The step budget counts
@@ -355,7 +380,7 @@ class QwenLongTrainer(*_MIXINS, PPOTrainerSync):
             self.config.trainer.total_epochs = int(self.config.trainer.total_epochs) + done // self.steps_per_epoch
         logger.info("qwenlong: phase %d continues phase %d's training state from %s: steps %d..%d (model, optimizer "
                     "moments, lr schedule, RNG and step count restored; phase %d's band from epoch 0, %d "
-                    "retrospective candidates)", self.sampler.phase, self.sampler.resumed_phase, folder, done + 1,
+                    "retrospective candidates)", self.sampler.phase, taken_in, folder, done + 1,
                     self.total_training_steps, self.sampler.phase, len(self.sampler.pool))
 
     def fit(self, agent_loop_manager):

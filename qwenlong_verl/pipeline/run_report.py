@@ -170,19 +170,34 @@ def learning_summary(report: Mapping[str, Any]) -> dict[str, Any]:
             out["phases"][name] = entry
     models = (report["stages"].get("eval") or {}).get("models") or {}
     final = next((m for m in ("phase2", "phase1") if m in models), None)
-    if "sft" in models and final and models["sft"].get("scored") and models[final].get("scored"):
+
+    def gain(before_label: str, after_label: str) -> dict[str, Any] | None:
         try:
-            before, after = _row_accuracy(models["sft"]["scored"]), _row_accuracy(models[final]["scored"])
+            before = _row_accuracy(models[before_label]["scored"])
+            after = _row_accuracy(models[after_label]["scored"])
         except (OSError, ValueError, KeyError) as exc:
-            logger.warning("held-out gain left out of the report: %s", exc)
-            return out
+            logger.warning("held-out gain %s -> %s left out of the report: %s", before_label, after_label, exc)
+            return None
         ids = sorted(set(before) & set(after))
-        if ids:
-            diff = paired_diff_ci([before[i] for i in ids], [after[i] for i in ids])
-            out["heldout"] = {"rows": len(ids), "before_label": "sft", "after_label": final,
-                              "before": sum(before[i] for i in ids) / len(ids),
-                              "after": sum(after[i] for i in ids) / len(ids),
-                              "gain": diff.as_dict(), "gain_excludes_0": diff.excludes(0.0)}
+        if not ids:
+            return None
+        diff = paired_diff_ci([before[i] for i in ids], [after[i] for i in ids])
+        return {"rows": len(ids), "before_label": before_label, "after_label": after_label,
+                "before": sum(before[i] for i in ids) / len(ids), "after": sum(after[i] for i in ids) / len(ids),
+                "gain": diff.as_dict(), "gain_excludes_0": diff.excludes(0.0)}
+
+    if "sft" in models and final:
+        h = gain("sft", final)
+        if h:
+            out["heldout"] = h
+    # each phase's own held-out gain: SFT -> phase I, phase I -> phase II (a phase that adds nothing shows here)
+    chain = [m for m in ("sft", "phase1", "phase2") if m in models]
+    steps = [g for g in (gain(a, b) for a, b in zip(chain, chain[1:], strict=False)) if g]
+    if steps:
+        out["heldout_steps"] = steps
+    p2 = report["stages"].get("phase2") or {}
+    if p2.get("retrospective_file") and "retro_pool" in p2:
+        out["retro_pool"] = p2["retro_pool"]
     return out
 
 
@@ -194,15 +209,27 @@ def learning_lines(learning: Mapping[str, Any]) -> list[str]:
         parts = [f"{key} {_fmt(v['first'])} → {_fmt(v['last'])} ({'rises' if v['rises'] else 'does not rise'})"
                  for key, v in e.items()]
         lines.append(f"- {name}, mean of the first vs the last {k} steps: " + "; ".join(parts))
-    h = learning.get("heldout")
-    if h:
+    def heldout_line(h: Mapping[str, Any], prefix: str) -> str:
         g = h["gain"]
         verdict = ("the 95 % interval excludes 0: a real gain" if h["gain_excludes_0"] and g["estimate"] > 0 else
                    "the 95 % interval excludes 0: a real loss" if h["gain_excludes_0"] else
                    "the 95 % interval includes 0: no gain shown")
-        lines.append(f"- held-out ({h['rows']} rows): {h['before_label']} {100 * h['before']:.1f} % → "
-                     f"{h['after_label']} {100 * h['after']:.1f} %, gain {100 * g['estimate']:+.1f} points "
-                     f"[{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]; {verdict}")
+        return (f"{prefix}({h['rows']} rows): {h['before_label']} {100 * h['before']:.1f} % → "
+                f"{h['after_label']} {100 * h['after']:.1f} %, gain {100 * g['estimate']:+.1f} points "
+                f"[{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]; {verdict}")
+
+    h = learning.get("heldout")
+    if h:
+        lines.append(heldout_line(h, "- held-out "))
+    steps = learning.get("heldout_steps") or []
+    if len(steps) > 1 or (steps and h and steps[0]["after_label"] != h["after_label"]):
+        for step in steps:
+            lines.append(heldout_line(step, f"  - {step['after_label']} alone "))
+    pool = learning.get("retro_pool")
+    if pool is not None:
+        note = ("" if pool else ": phase I left no unsolved example in phase II's reach, so retrospective sampling "
+                "added nothing in this run")
+        lines.append(f"- retrospective pool of phase II: {int(pool)} example(s){note}")
     return lines + [""] if len(lines) > 2 else []
 
 
@@ -290,7 +317,9 @@ def plot_reward(report: Mapping[str, Any], path: Path) -> Path:
         rows = curves.get(name) or []
         if not rows:
             continue
-        xs = [offset + s for s, _, _ in rows]
+        # a phase II that resumed phase I's checkpoint logs global steps that already continue phase I's count
+        shift = offset if rows[0][0] <= offset else 0
+        xs = [shift + s for s, _, _ in rows]
         reward = [r if r is not None else float("nan") for _, r, _ in rows]
         ax_rl.plot(xs, reward, "o", color=color, alpha=0.45, ms=4, label=f"{name}: reward (trained batch)")
         finite = [(x, r) for x, r in zip(xs, reward, strict=True) if math.isfinite(r)]

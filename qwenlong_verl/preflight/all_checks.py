@@ -88,7 +88,9 @@ def driver_findings(config: DictConfig, *, gpu_memory_gib: float | None = None,
 
 def _driver_checks(config: DictConfig, cfg: dict[str, Any], gpu_memory_gib: float | None,
                    strict_env: bool) -> tuple[list[Finding], ModelFacts | None, dict[str, Any]]:
-    found = qwenlong_rule_findings(config) + checks.config_checks(cfg)
+    from qwenlong_verl.preflight.resume_check import resume_findings
+
+    found = qwenlong_rule_findings(config) + checks.config_checks(cfg) + resume_findings(cfg)
     facts, problems = model_facts(cfg)
     found += problems
     if facts is not None:

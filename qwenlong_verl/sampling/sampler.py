@@ -62,9 +62,6 @@ class PhasedRetrospectiveSampler(Sampler[int]):
         self.pool = RetroPool(np.zeros(0, dtype=np.int64), np.zeros(0))
         self._target_phase = options.phase_at(start_step)
         self._order_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
-        # phase of the checkpoint this sampler was resumed from (None: not resumed); differs from ``phase`` when a
-        # launch continues an earlier phase's training state (the trainer then rebuilds the retrospective pool)
-        self.resumed_phase: int | None = None
         self._enter_phase(self._target_phase)
 
     # ------------------------------------------------------------------ phases and epochs
@@ -172,7 +169,6 @@ class PhasedRetrospectiveSampler(Sampler[int]):
                            "starting phase %d at epoch 0", state.get("signature"), self._signature, self.phase)
             return
         phase = int(state["phase"])
-        self.resumed_phase = phase
         if not self.options.curriculum.schedule and phase != self.options.curriculum.phase:
             # the cross-launch curriculum: phase II continues phase I's training state, not its data order
             logger.info("qwenlong sampler: checkpoint was taken in phase %d, this run trains phase %d; phase %d "
