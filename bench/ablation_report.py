@@ -13,6 +13,11 @@ Statistics (``qwenlong_verl.evaluation.bootstrap``), all 95 % percentile bootstr
 * difference vs the SFT start / vs the first arm = ``acc(arm) - acc(ref)``, each side resampled independently (the
   SFT start is one run: only its rows are resampled). Rows are not paired across arms, which makes these intervals
   conservative;
+* "what each piece buys" (``meta["paired"]``): the difference is taken per (seed, held-out row) between two arms run
+  with the same seed on the same rows, then a two-level bootstrap resamples seeds and rows within a seed of those
+  differences (a paired design: seed-to-seed luck common to both arms cancels). Also per length band. The seeds a
+  +-5-point interval would need: ``ceil((1.96 * sd / 0.05)^2)``, sd the spread of the per-seed mean differences;
+* tokens processed per run (prompt + response tokens of every generated rollout) and wall time, mean over seeds;
 * final-window training reward = mean of the last ``window`` logged ``critic/score/mean`` values of each run,
   reported as mean ± sd (ddof=1) over seeds;
 * judge rescue share = ``sum(judge_rescues) / sum(scored)`` over the arm's runs (a rescue is a judge "yes" where the
@@ -123,6 +128,60 @@ def _eval_groups(runs: Sequence[Mapping[str, Any]], band: str | None, arm: str) 
     return groups
 
 
+def paired_differences(runs: Sequence[Mapping[str, Any]], ref_runs: Sequence[Mapping[str, Any]],
+                       band: str | None = None) -> dict[Any, list[float]]:
+    """Per seed that both arms ran: ``correct(arm) - correct(ref)`` for every held-out row both evaluated (matched
+    by row id), restricted to ``band`` when given.
+
+    Args:
+        runs: the arm's records (one per seed), each with ``eval`` rows ``{id, band, correct}``.
+        ref_runs: the reference arm's records.
+        band: a length-band label, or None for every row.
+
+    Returns:
+        ``{seed: [difference per row]}``, seeds in ``runs`` order.
+    """
+    ref_by_seed = {r.get("seed"): {str(x["id"]): x for x in r.get("eval") or []} for r in ref_runs}
+    out: dict[Any, list[float]] = {}
+    for rec in runs:
+        ref_rows = ref_by_seed.get(rec.get("seed"))
+        if ref_rows is None:
+            continue
+        diffs = [float(x["correct"]) - float(ref_rows[str(x["id"])]["correct"]) for x in rec.get("eval") or []
+                 if str(x["id"]) in ref_rows and (band is None or x.get("band") == band)]
+        if diffs:
+            out[rec.get("seed")] = diffs
+    return out
+
+
+def seeds_for_halfwidth(per_seed_means: Sequence[float], halfwidth: float = 0.05) -> int | None:
+    """Seeds a 95 % interval of a paired difference would need to be +-``halfwidth``, from the spread of the
+    per-seed mean differences (the seed level dominates once rows are many): ``ceil((1.96 * sd / halfwidth)^2)``.
+    None with fewer than two seeds."""
+    if len(per_seed_means) < 2:
+        return None
+    sd = float(np.std(per_seed_means, ddof=1))
+    return max(2, math.ceil((1.96 * sd / halfwidth) ** 2))
+
+
+def _paired_piece(runs: Sequence[Mapping[str, Any]], ref_runs: Sequence[Mapping[str, Any]], bands: Sequence[str],
+                  boot: Mapping[str, Any]) -> dict[str, Any] | None:
+    diffs = paired_differences(runs, ref_runs)
+    if not diffs:
+        return None
+    groups = list(diffs.values())
+    per_seed = [float(np.mean(g)) for g in groups]
+    out: dict[str, Any] = {"seeds": len(groups), "rows": max(len(g) for g in groups), "paired": True,
+                           "diff": _iv(clustered_mean_ci(groups, **boot)), "per_seed": per_seed,
+                           "seeds_for_5pts": seeds_for_halfwidth(per_seed), "bands": {}}
+    for band in bands:
+        bd = paired_differences(runs, ref_runs, band)
+        if bd:
+            out["bands"][band] = {"rows": int(np.mean([len(g) for g in bd.values()])),
+                                  "diff": _iv(clustered_mean_ci(list(bd.values()), **boot))}
+    return out
+
+
 def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], *, n_boot: int = DEFAULT_N_BOOT,
               seed: int = 0) -> dict[str, Any]:
     """Every number the report prints, as plain JSON-ready data.
@@ -175,11 +234,18 @@ def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], *, 
         walls = [float(r["wall_s"]) for r in runs if r.get("wall_s") is not None]
         steps = [float(r["rl_steps"]) for r in runs if r.get("rl_steps") is not None]
         entry["wall_s_mean"] = float(np.mean(walls)) if walls else None
+        tokens = [float(r["tokens"]) for r in runs if r.get("tokens") is not None]
+        entry["tokens_mean"] = float(np.mean(tokens)) if tokens else None
         entry["rl_steps_mean"] = float(np.mean(steps)) if steps else None
         arms.append(entry)
     pieces = []
     for arm, ref, piece in meta.get("comparisons") or []:
         if arm in arms_runs and ref in arms_runs:
+            if meta.get("paired"):
+                entry = _paired_piece(arms_runs[arm], arms_runs[ref], bands, boot)
+                if entry:
+                    pieces.append({"arm": arm, "ref": ref, "piece": piece, **entry})
+                continue
             a_groups, r_groups = _eval_groups(arms_runs[arm], None, arm), _eval_groups(arms_runs[ref], None, ref)
             if a_groups and r_groups:
                 pieces.append({"arm": arm, "ref": ref, "piece": piece, "seeds": min(len(a_groups), len(r_groups)),
@@ -261,9 +327,12 @@ def render_markdown(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         if meta.get(key):
             lines.append(f"- {key}: {meta[key]}")
     boot = summary["bootstrap"]
+    how = ("'what each piece buys' is paired: differences per (seed, held-out row) between arms run with the same "
+           "seed on the same rows, then seeds and rows within a seed resampled; the overview's columns resample each "
+           "side independently" if meta.get("paired") else
+           "differences resample each side independently (rows unpaired, so conservative)")
     lines += [f"- intervals: {boot['level'] * 100:.0f} % percentile bootstrap, {boot['n_boot']} resamples (seed "
-              f"{boot['seed']}); arm accuracy resamples seeds, then rows within each seed; differences resample "
-              "each side independently (rows unpaired, so conservative)", ""]
+              f"{boot['seed']}); arm accuracy resamples seeds, then rows within each seed; {how}", ""]
     sft = summary["sft"]
     if sft is not None:
         lines += [f"SFT start (one model, {sft['rows']} rows): {_pct(sft['accuracy'])}", ""]
@@ -282,9 +351,31 @@ def render_markdown(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         lines += ["## What each piece buys", "", "Each row compares an arm with a reference arm that lacks the named "
                   "piece (held-out accuracy, percentage points, 95 % interval).", "", "| piece | arm vs arm | difference | interval excludes 0? |",
                   "|---|---|---|---|"]
+        paired = any(p.get("paired") for p in summary["pieces"])
+        if paired:
+            bands = summary["bands"]
+            lines[-2] = ("| piece | arm vs arm | paired difference | excludes 0? | "
+                         + " | ".join(f"band {b}" for b in bands) + " | seeds for +-5 pts |")
+            lines[-1] = "|---|---|---|---|" + "---|" * len(bands) + "---|"
         for p in summary["pieces"]:
-            lines.append(f"| {p['piece']} | {labels[p['arm']]} vs {labels[p['ref']]} | {_pts(p['diff'])} | "
-                         f"{'yes' if Interval(**p['diff']).excludes(0.0) else 'no'} |")
+            row = (f"| {p['piece']} | {labels[p['arm']]} vs {labels[p['ref']]} | {_pts(p['diff'])} | "
+                   f"{'yes' if Interval(**p['diff']).excludes(0.0) else 'no'} |")
+            if paired:
+                row += "".join(f" {_pts(p['bands'][b]['diff']) if b in p.get('bands', {}) else 'n/a'} |"
+                               for b in summary["bands"])
+                row += f" {p.get('seeds_for_5pts') or 'n/a'} |"
+            lines.append(row)
+        lines.append("")
+        if paired:
+            lines += ["Seeds for +-5 pts: how many seeds a 95 % paired interval of +-5 points would need, from the "
+                      "spread of the per-seed mean differences seen here (ceil((1.96 sd / 0.05)^2)).", ""]
+    if any(a.get("tokens_mean") for a in arms):
+        lines += ["## Compute", "", "| arm | RL steps | tokens processed (prompt + response, all rollouts) | "
+                  "wall per run |", "|---|---|---|---|"]
+        for a in arms:
+            tok = "n/a" if not a.get("tokens_mean") else f"{a['tokens_mean'] / 1e6:.2f} M"
+            wall = "n/a" if a.get("wall_s_mean") is None else f"{a['wall_s_mean']:.0f} s"
+            lines.append(f"| {a['label']} | {_fmt_num(a['rl_steps_mean'], '.1f')} | {tok} | {wall} |")
         lines.append("")
 
     for arm in arms:

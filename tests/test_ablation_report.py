@@ -148,3 +148,35 @@ def test_without_sft_and_single_arm(report, tmp_path):
     assert "No differences could be computed" in paths["md"].read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="no records"):
         report.write_report([], tmp_path, {})
+
+
+def test_paired_differences_match_rows_within_a_seed_and_cancel_seed_luck(report, tmp_path):
+    """Two arms whose seed-level luck is shared (the same rows right on the same seed) and differ by exactly 10 % of
+    rows: the paired interval is tight around +10 points, the band split follows the rows, and the seeds needed
+    for +-5 points come from the spread of the per-seed differences."""
+    records = []
+    for seed in range(5):
+        base = _eval_rows(0.2 + 0.1 * seed, seed)  # seed luck: 20 % .. 60 % right
+        better = [dict(r) for r in base]
+        wrong = [r for r in better if not r["correct"]]
+        for r in wrong[: len(better) // 10]:  # 12 more rows right on every seed
+            r["correct"] = 1
+        for arm, rows in (("ref", base), ("new", better)):
+            records.append({"arm": arm, "label": arm, "seed": seed, "eval": rows, "tokens": 1e6, "rl_steps": 10,
+                            "wall_s": 60.0})
+    meta = {"bands": BANDS, "paired": True, "comparisons": [["new", "ref", "the change"]]}
+    summary = report.summarize(records, meta, n_boot=N_BOOT, seed=0)
+    (piece,) = summary["pieces"]
+    assert piece["paired"] and piece["seeds"] == 5 and piece["rows"] == ROWS
+    assert piece["diff"]["estimate"] == pytest.approx(0.1)
+    assert piece["diff"]["low"] > 0.05 and piece["diff"]["high"] < 0.15  # seed luck cancelled
+    assert piece["per_seed"] == pytest.approx([0.1] * 5)
+    assert piece["seeds_for_5pts"] == 2  # no spread between seeds: the minimum
+    assert sum(piece["bands"][b]["diff"]["estimate"] for b in BANDS) == pytest.approx(0.2)
+    unpaired = report.summarize(records, {**meta, "paired": False}, n_boot=N_BOOT, seed=0)["pieces"][0]
+    assert unpaired["diff"]["high"] - unpaired["diff"]["low"] > 2 * (piece["diff"]["high"] - piece["diff"]["low"])
+    md = report.render_markdown(summary, meta)
+    assert "| the change | new vs ref | +10.0 pts" in md and "seeds for +-5 pts" in md and "## Compute" in md
+    # a seed the reference did not run is left out of the pairing
+    assert set(report.paired_differences(records[:-2] + records[-1:], [r for r in records if r["arm"] == "ref"][:4])
+               ) == {0, 1, 2, 3}
