@@ -364,3 +364,19 @@ def test_dataset_view_reads_verl_dataset_without_tokenising(tmp_path, tiny_token
     assert view.indices == [r["extra_info"]["index"] for r in kept]
     assert view.lengths.tolist() == [r["prompt_length"] for r in kept]
     assert [ds[p]["index"] for p in range(len(ds))] == view.indices  # position p of the view is row p of verl's
+
+
+def test_sampler_seed_follows_data_seed_unless_set():
+    """A sweep or an ablation over verl's ``data.seed`` must vary this sampler's epoch order too (it replaces verl's
+    sampler, whose order follows data.seed); an explicit qwenlong seed wins; with neither, 42."""
+    from qwenlong_verl.sampling.options import sampling_options
+
+    follows = sampling_options({"data": {"seed": 7}, "qwenlong": {"curriculum": {"lengths": [10, 20]}}})
+    assert follows.curriculum.seed == 7 and follows.retrospective.seed == 7
+    explicit = sampling_options({"data": {"seed": 7}, "qwenlong": {"curriculum": {"seed": 3}}})
+    assert explicit.curriculum.seed == 3 and explicit.retrospective.seed == 7
+    assert sampling_options({"qwenlong": {}}).curriculum.seed == 42
+    view = DatasetView(np.full(40, 5), list(range(40)))
+    orders = {seed: PhasedRetrospectiveSampler(view, sampling_options({"data": {"seed": seed}, "qwenlong": {}}))
+              .epoch_order().tolist() for seed in (0, 1)}
+    assert orders[0] != orders[1]

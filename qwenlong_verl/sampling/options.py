@@ -13,6 +13,9 @@ logger = logging.getLogger(__name__)
 RETROSPECTIVE_MODES = ("zero_mean", "weighted")
 
 
+DEFAULT_SEED = 42  # the sampler's seed when neither qwenlong.curriculum.seed nor data.seed is set
+
+
 @dataclass
 class ScheduleEntry:
     """One entry of ``qwenlong.curriculum.schedule``: train phase ``phase`` up to and including ``until_step``
@@ -36,7 +39,8 @@ class CurriculumOptions:
       for an exact switch.
     * ``length_key`` (str, default ``prompt_length``): the stored length column written by ``qwenlong-verl prepare``.
     * ``shuffle`` (bool, default true): shuffle each epoch (false: dataset order, retrospective picks appended).
-    * ``seed`` (int, default 42): seed of the epoch order.
+    * ``seed`` (int, default null): seed of the epoch order; null follows verl's ``data.seed`` (then 42), so a
+      sweep or an ablation over ``data.seed`` varies this sampler's order as it varies verl's own sampler's.
     """
 
     lengths: list[int] = field(default_factory=list)
@@ -45,7 +49,7 @@ class CurriculumOptions:
     schedule: list[ScheduleEntry] = field(default_factory=list)
     length_key: str = "prompt_length"
     shuffle: bool = True
-    seed: int = 42
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         self.schedule = [s if isinstance(s, ScheduleEntry) else options_from(ScheduleEntry, s, f"schedule[{i}]")
@@ -70,7 +74,8 @@ class RetrospectiveOptions:
     * ``eps`` (float, default 0.01): the epsilon of 1/(mean + eps).
     * ``min_rollouts`` (int, default 1): fewer recorded rollouts than this: the example's difficulty is unknown
       and it is not a candidate.
-    * ``seed`` (int, default 42): seed of the picks (re-drawn each epoch when fewer than all are taken).
+    * ``seed`` (int, default null: ``data.seed``, then 42): seed of the picks (re-drawn each epoch when fewer than
+      all are taken).
 
     The bounds sit on the fields; :meth:`SamplingOptions.validate` checks them with the cross-field rules.
     """
@@ -82,7 +87,7 @@ class RetrospectiveOptions:
     count: int | None = option(None, ge=0)
     eps: float = option(0.01, gt=0)
     min_rollouts: int = 1
-    seed: int = 42
+    seed: int | None = None
 
 
 @dataclass
@@ -111,10 +116,10 @@ class SamplingOptions:
 
     ``qwenlong.curriculum``: ``lengths`` ([] | [L_1, L_2, ...] prompt tokens), ``phase`` (1), ``cumulative``
     (false), ``schedule`` ([] | [{phase, until_step}, ...]), ``length_key`` (prompt_length), ``shuffle`` (true),
-    ``seed`` (42).
+    ``seed`` (null: ``data.seed``).
 
     ``qwenlong.retrospective``: ``enable`` (false), ``difficulty_file`` (null), ``mode`` (zero_mean | weighted),
-    ``ratio`` (null), ``count`` (null), ``eps`` (0.01), ``min_rollouts`` (1), ``seed`` (42).
+    ``ratio`` (null), ``count`` (null), ``eps`` (0.01), ``min_rollouts`` (1), ``seed`` (null: ``data.seed``).
 
     ``qwenlong.difficulty``: ``enable`` (true), ``metric`` (acc), ``output_file`` (null =
     ``<trainer.default_local_dir>/qwenlong_difficulty.json``), ``save_with_checkpoint`` (true).
@@ -128,6 +133,12 @@ class SamplingOptions:
     curriculum: CurriculumOptions = field(default_factory=CurriculumOptions)
     retrospective: RetrospectiveOptions = field(default_factory=RetrospectiveOptions)
     difficulty: DifficultyOptions = field(default_factory=DifficultyOptions)
+
+    def __post_init__(self) -> None:
+        # built without a verl config (tests, `plan`): no data.seed to follow
+        for part in (self.curriculum, self.retrospective):
+            if part.seed is None:
+                part.seed = DEFAULT_SEED
 
     @property
     def num_phases(self) -> int:
@@ -220,7 +231,18 @@ def sampling_options(config: Any) -> SamplingOptions:
     for key, cls in (("curriculum", CurriculumOptions), ("retrospective", RetrospectiveOptions),
                      ("difficulty", DifficultyOptions)):
         parts[key] = options_from(cls, qwenlong_section(config, key), f"qwenlong.{key}")
+    data_seed = _data_seed(config)
+    for key in ("curriculum", "retrospective"):
+        if parts[key].seed is None:
+            parts[key].seed = DEFAULT_SEED if data_seed is None else data_seed
     return SamplingOptions(**parts)
+
+
+def _data_seed(config: Any) -> int | None:
+    """verl's ``data.seed`` (the seed of its own train sampler), when the config has one."""
+    data = config.get("data") if hasattr(config, "get") else None
+    seed = data.get("seed") if data is not None and hasattr(data, "get") else None
+    return None if seed is None else int(seed)
 
 
 def validate_run_config(config: Any) -> None:
