@@ -132,3 +132,22 @@ def demo_overrides(data: DemoData, steps: int = 2) -> list[str]:
         f"actor_rollout_ref.model.path={data.model}",
         f"trainer.total_training_steps={steps}",
     ]
+
+
+def adam_steps(actor_dir: Path) -> set[int]:
+    """The optimizer ``step`` counts in a verl actor checkpoint folder (``.../global_step_N/actor``), one per
+    parameter: how many updates the Adam moments in it have taken. A run that continued an earlier run's optimizer
+    shows that run's steps plus its own; a restarted optimizer shows only its own."""
+    import warnings
+
+    import torch
+
+    files = sorted(Path(actor_dir).glob("optim_world_size_*_rank_*.pt"))
+    assert files, f"no optimizer shard in {actor_dir}: {sorted(p.name for p in Path(actor_dir).iterdir())}"
+    steps: set[int] = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for f in files:
+            state = torch.load(f, weights_only=False, map_location="cpu")["state"]
+            steps |= {int(float(s["step"])) for s in state.values()}
+    return steps

@@ -104,7 +104,9 @@ def phase1(data, judge, tmp_path_factory):
     judge.policy["hard"] = set(data.hard)
     lock = _lock()
     try:
-        result = run_main_ppo(data.overrides(STEPS) + _judge_overrides(judge) + ["++qwenlong.curriculum.phase=1"],
+        # a full checkpoint at the last step: phase II continues it
+        result = run_main_ppo(data.overrides(STEPS) + _judge_overrides(judge) + ["++qwenlong.curriculum.phase=1",
+                                                                                 f"trainer.save_freq={STEPS}"],
                               work, recipe="qwenlong_phase1")
     finally:
         _unlock(lock)
@@ -117,10 +119,14 @@ def phase2(data, judge, phase1, tmp_path_factory):
     judge.policy["hard"] = set()  # phase II: the former hard examples are now sometimes solved, so DAPO keeps them
     lock = _lock()
     try:
+        # the cross-launch curriculum: phase II resumes phase I's checkpoint (steps number on: 4..6)
         result = run_main_ppo(
-            data.overrides(STEPS) + _judge_overrides(judge) + [
+            data.overrides(2 * STEPS) + _judge_overrides(judge) + [
                 "++qwenlong.curriculum.phase=2", "++qwenlong.retrospective.enable=true",
-                f"++qwenlong.retrospective.difficulty_file={phase1[0] / 'ckpt' / FILE_NAME}"],
+                f"++qwenlong.retrospective.difficulty_file={phase1[0] / 'ckpt' / FILE_NAME}",
+                "trainer.resume_mode=resume_path",
+                f"trainer.resume_from_path={phase1[0] / 'ckpt' / f'global_step_{STEPS}'}",
+                f"trainer.total_epochs={2 * STEPS}", f"trainer.save_freq={STEPS}"],
             work, recipe="qwenlong_phase2")
     finally:
         _unlock(lock)
@@ -174,12 +180,14 @@ def test_phase2_mixes_in_phase1_zero_reward_examples(data, phase1, phase2):
     solved = {i for i, m in prior.means().items() if m > 0.0}
     work, result = phase2
     assert result.returncode == 0, result.tail()
-    assert result.steps() == list(range(1, STEPS + 1)), result.tail()
+    assert result.steps() == list(range(STEPS + 1, 2 * STEPS + 1)), result.tail()
     table = DifficultyTable.load(work / "ckpt" / FILE_NAME)
     drawn2 = {i for i, ex in table.examples.items() if any(h[1] == 2 for h in ex.history)}
     retro = drawn2 & data.short
-    # phase II drew its own band and phase I examples, and the latter are exactly zero-reward ones
+    # phase II drew its own band and phase I examples, and the latter are exactly zero-reward ones (nothing else of
+    # phase I's band: phase I's data order did not carry over into phase II's sampler)
     assert drawn2 & data.long
+    assert drawn2 <= data.long | zero, drawn2 - data.long
     assert retro and retro <= zero, (retro, zero)
     assert not retro & solved
     # the trained batches contained retrospective examples (logged per step by the trainer)
@@ -190,6 +198,47 @@ def test_phase2_mixes_in_phase1_zero_reward_examples(data, phase1, phase2):
     # the phase II file carries phase I's history too, for a later phase
     assert table.phases() == [1, 2]
     assert all(table.stats(i, phases=[1])[0] == prior.stats(i)[0] for i in prior.examples)
+
+
+def test_phase2_launch_continues_phase1_training_state(data, phase1, phase2):
+    """Phase II resumed phase I's checkpoint: its first update used phase I's Adam moments (the state's step counts
+    on: 3 after phase I, 6 after phase II), the lr follows one schedule, and global steps continue."""
+    from e2e_utils import adam_steps
+
+    work1, result1 = phase1
+    work2, result2 = phase2
+    assert adam_steps(work1 / "ckpt" / f"global_step_{STEPS}" / "actor") == {STEPS}
+    assert adam_steps(work2 / "ckpt" / f"global_step_{2 * STEPS}" / "actor") == {2 * STEPS}
+    assert "phase 2 continues phase 1's training state" in result2.output, result2.tail()
+    assert "starts at epoch 0 (none of phase 1's data order carries over)" in result2.output
+    lrs = [m["data"]["actor/lr"] for m in result1.metrics + result2.metrics]
+    assert len(lrs) == 2 * STEPS and len(set(lrs)) == 1, lrs  # the recipes' constant lr, one schedule
+
+
+def test_in_run_schedule_switches_phase_without_restarting(data, judge, tmp_path, e2e_lock):
+    """``qwenlong.curriculum.schedule`` in one run: phase I for steps 1-2, phase II for 3-4. The switch is logged,
+    the difficulty file is written and a full checkpoint saved at the end of phase I, the optimizer runs on, and
+    phase II draws from its band (plus phase I's unsolved examples) only."""
+    from e2e_utils import adam_steps
+
+    work = tmp_path / "schedule"
+    judge.policy["hard"] = set(data.hard)
+    result = run_main_ppo(
+        data.overrides(4) + _judge_overrides(judge) + [
+            "++qwenlong.curriculum.schedule=[{phase:1,until_step:2},{phase:2,until_step:4}]",
+            "++qwenlong.retrospective.enable=true", "trainer.save_freq=100", "trainer.total_epochs=4"],
+        work, recipe="qwenlong_phase1")
+    assert result.returncode == 0, result.tail()
+    assert result.steps() == [1, 2, 3, 4]
+    assert [m["data"]["qwenlong/phase"] for m in result.metrics] == [1.0, 1.0, 2.0, 2.0]
+    assert "qwenlong: phase switch 1 -> 2 at step 3" in result.output
+    assert "(end of phase 1)" in result.output  # the difficulty file, written at the switch
+    assert adam_steps(work / "ckpt" / "global_step_2" / "actor") == {2}  # saved at the end of phase I
+    assert adam_steps(work / "ckpt" / "global_step_4" / "actor") == {4}
+    table = DifficultyTable.load(work / "ckpt" / FILE_NAME)
+    zero1 = {i for i, m in table.means(phases=[1]).items() if m == 0.0}
+    drawn2 = {i for i, ex in table.examples.items() if any(h[1] == 2 for h in ex.history)}
+    assert drawn2 & data.long and drawn2 <= data.long | zero1, drawn2 - data.long
 
 
 def test_killed_run_resumes_without_repeating_or_losing_examples(data, tmp_path, e2e_lock):
