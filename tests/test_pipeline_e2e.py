@@ -77,6 +77,7 @@ def test_every_stage_ran_and_the_report_says_what_happened(demo):
     assert (workdir / "report" / "reward.png").read_bytes()[:4] == b"\x89PNG"
     curves = report["curves"]
     assert [row[0] for row in curves["phase1"]] == [1, 2] and len(curves["sft_loss"]) == st["sft"]["steps"]
+    assert "retrospective pool of phase II" in md
 
 
 def test_weights_flow_sft_to_phase1_to_phase2(demo):
@@ -87,11 +88,27 @@ def test_weights_flow_sft_to_phase1_to_phase2(demo):
     assert p1["hf_model"].endswith("phase1/ckpt/global_step_2/actor/huggingface")
     for hf in (sft["hf_model"], p1["hf_model"], p2["hf_model"]):
         assert (Path(hf) / "config.json").is_file() and list(Path(hf).glob("*.safetensors"))
-    # what verl was actually told: phase II loads phase I's weights into a fresh checkpoint folder
+    # what verl was actually told: phase II resumes phase I's last full checkpoint, writing its own folder
     log2 = (workdir / "phase2" / "stage.log").read_text()
-    assert f"actor_rollout_ref.model.path={p1['hf_model']}" in log2
+    p1_ckpt = workdir / "phase1" / "ckpt" / "global_step_2"
+    assert p2["continued_from"] == str(p1_ckpt)
+    assert f"trainer.resume_from_path={p1_ckpt}" in log2 and f"Resuming from {p1_ckpt}" in log2
     assert f"trainer.default_local_dir={workdir / 'phase2' / 'ckpt'}" in log2
-    assert "Resuming from" not in log2
+    assert "phase 2 continues phase 1's training state" in log2
+
+
+def test_phase2_continues_phase1_training_state(demo):
+    """2 + 2 RL steps: phase II's logged steps are 3 and 4, and its checkpoint's Adam state has taken 4 steps (phase
+    I's 2 + its own 2): the optimizer was not restarted."""
+    from e2e_utils import adam_steps
+
+    workdir, _, report = demo
+    assert [row[0] for row in report["curves"]["phase2"]] == [3, 4]
+    p1_actor = workdir / "phase1" / "ckpt" / "global_step_2" / "actor"
+    p2_actor = workdir / "phase2" / "ckpt" / "global_step_4" / "actor"
+    assert adam_steps(p1_actor) == {2}
+    assert adam_steps(p2_actor) == {4}
+    assert (workdir / "phase2" / "ckpt" / "latest_checkpointed_iteration.txt").read_text().strip() == "4"
 
 
 def test_phase2_read_phase1_difficulty_file(demo):
