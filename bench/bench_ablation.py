@@ -64,6 +64,11 @@ ARMS = {
     "e": "ours + curriculum + retrospective (continued)",
     "f": "ours + curriculum, phase II restarted",
     "c_eq": "ours, one phase, at d's tokens",
+    # the bisect between b and c (run with --arms when c trails b): stock DAPO with one of our plugins swapped in
+    "b_rm": "stock DAPO + our reward manager (rule + judge)",
+    "b_adv": "stock DAPO + our estimator",
+    "b_loss": "stock DAPO + our policy loss",
+    "b_tm": "stock DAPO + our trainer mode (sampler)",
 }
 # (arm, reference arm, the piece it adds): the report's "What each piece buys"
 COMPARISONS = [
@@ -74,6 +79,10 @@ COMPARISONS = [
     ["e", "d", "retrospective sampling"],
     ["e", "c", "curriculum + retrospective, equal steps"],
     ["d", "f", "continuity: phase II resumes phase I's optimizer and step (vs a fresh restart)"],
+    ["b_rm", "b", "bisect: our reward manager in stock DAPO"],
+    ["b_adv", "b", "bisect: our estimator in stock DAPO"],
+    ["b_loss", "b", "bisect: our policy loss in stock DAPO"],
+    ["b_tm", "b", "bisect: our trainer mode in stock DAPO"],
 ]
 STOCK_COMMON = [
     "reward.custom_reward_function.path=pkg://qwenlong_verl.reward.scoring",
@@ -88,6 +97,14 @@ STOCK = {
           "algorithm.filter_groups.enable=false"],
     "b": [*STOCK_COMMON, "reward.reward_manager.name=dapo", "actor_rollout_ref.actor.clip_ratio_high=0.28",
           "algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=acc"],
+}
+# each bisect arm drops the stock setting of one piece from b's overrides, so our recipe's plugin stays in place
+_REWARD_STOCK = {"reward.reward_manager.name=dapo", *STOCK_COMMON[:3]}
+BISECT = {
+    "b_rm": [o for o in STOCK["b"] if o not in _REWARD_STOCK],
+    "b_adv": [o for o in STOCK["b"] if o != "algorithm.adv_estimator=grpo"],
+    "b_loss": [o for o in STOCK["b"] if o != "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla"],
+    "b_tm": [o for o in STOCK["b"] if o != "trainer.v1.trainer_mode=sync"],
 }
 
 
@@ -279,12 +296,12 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir = work / f"{arm}_seed{seed}"
                 phases: list[tuple[Path, float]] = []
                 extra: dict[str, Any] = {}
-                if arm in ("a", "b", "c"):
-                    judge_url = judge.base_url if arm == "c" else None
+                if arm in ("a", "b", "c", *BISECT):
+                    judge_url = judge.base_url if arm in ("c", "b_rm") else None
                     cmd = rl_command(one, 1, train=data["train"], val=data["val"], model=sft_model,
                                      ckpt=run_dir / "phase1" / "ckpt",
                                      difficulty_out=difficulty_output(run_dir / "phase1"), difficulty_in=None,
-                                     judge_url=judge_url) + STOCK.get(arm, [])
+                                     judge_url=judge_url) + STOCK.get(arm, BISECT.get(arm, []))
                     if judge_url is None:
                         cmd.append("++qwenlong.judge.base_url=null")
                     if arm == "c":  # checkpoints along the way, for the equal-token arm
