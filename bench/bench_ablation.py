@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-samples", type=int, default=3)
     p.add_argument("--eq-save-every", type=int, default=2, help="c's checkpoint interval, for the equal-token arm")
     p.add_argument("--pretrain-steps", type=int, default=400)
+    p.add_argument("--report-only", action="store_true",
+                   help="write the report from the finished runs in <workdir>/records.jsonl, starting none")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -282,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     records: list[dict[str, Any]] = []
     with StandinJudge() as judge:
         for seed in seeds:
+            if args.report_only:
+                records += [done[(arm, seed)] for arm in arms if (arm, seed) in done]
+                continue
             seeded = [*rl, f"data.seed={seed}", f"actor_rollout_ref.rollout.seed={seed}"]
             one = dataclasses.replace(base, phase1_steps=args.steps, workdir=work, phase_lengths=(l2, l2 + 1),
                                       overrides={"rl": seeded})  # one phase: phase I's band is every row
@@ -365,9 +370,10 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info("arm %s seed %d: held-out %.3f, %d steps, %.0f tokens, %s s", arm, seed, acc,
                             rec["rl_steps"], rec["tokens"], rec.get("wall_s"))
 
+    seeds_done = sorted({int(r["seed"]) for r in records})
     meta = {
         "command": "python bench/bench_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "seeds": seeds, "steps": args.steps, "batch": args.batch, "rollouts": args.rollouts, "lr": args.lr,
+        "seeds": seeds_done, "steps": args.steps, "batch": args.batch, "rollouts": args.rollouts, "lr": args.lr,
         "max_response_length": args.max_response_length,
         "lengths": [l1, l2], "train_rows": args.train_rows, "eval_rows": args.eval_rows,
         "eval_samples": args.eval_samples, "eval_temperature": 0.7,
