@@ -64,6 +64,7 @@ class SampleScore:
     judge_latency_s: float = 0.0
     judge_error: str | None = None
     extracted_answer: str | None = None
+    rule_reason: str = ""  # why the rule gave its score: one of rule.REASONS ("matched", "hedged", "negated", ...)
     family: str = ""
     data_source: str = ""
     metrics: dict[str, float] = field(default_factory=dict)  # family details: em, sub_em, f1, numeric, ...
@@ -75,7 +76,7 @@ class SampleScore:
             "judge_failed": self.judge_failed, "judge_parse_failed": self.judge_parse_failed,
             "judge_cached": self.judge_cached,
             "judge_latency_s": self.judge_latency_s, "judge_error": self.judge_error,
-            "extracted_answer": self.extracted_answer, **self.metrics,
+            "extracted_answer": self.extracted_answer, "rule_reason": self.rule_reason, **self.metrics,
         }
 
 
@@ -93,10 +94,11 @@ class HybridScorer:
     def family(self, data_source: str) -> str:
         return rule.resolve_family(data_source, self.options.families, self.options.default_family)
 
-    def rule_only(self, data_source: str, response: str, ground_truth: str | Sequence[str]) -> SampleScore:
+    def rule_only(self, data_source: str, response: str, ground_truth: str | Sequence[str],
+                  question: str | None = None) -> SampleScore:
         """The rule part of :meth:`score`, synchronous. Raises ValueError naming the data_source on a bad row."""
         family = self.family(data_source)
-        return self._rule(data_source, family, response, self._golds(data_source, ground_truth))
+        return self._rule(data_source, family, response, self._golds(data_source, ground_truth), question)
 
     @staticmethod
     def _golds(data_source: str, ground_truth: Any) -> list[str]:
@@ -106,13 +108,17 @@ class HybridScorer:
         except ValueError as exc:
             raise RowError(f"data_source {data_source!r}: {exc}") from exc
 
-    def _rule(self, data_source: str, family: str, response: str, golds: list[str]) -> SampleScore:
+    def _rule(self, data_source: str, family: str, response: str, golds: list[str],
+              question: str | None = None) -> SampleScore:
         opts = self.options
-        answer = rule.extract_answer(response, opts.answer_after_think, opts.think_end)
-        result = rule.rule_score(family, answer, golds, opts.qa_metric, opts.rel_tol, opts.min_sig_digits)
+        read = rule.read_answer(response, opts.answer_after_think, opts.think_end)
+        result = rule.score_read(family, read, golds, opts.qa_metric, opts.rel_tol, opts.min_sig_digits, question)
+        answer = read.answer
+        if result.reason == rule.CONFLICTING:  # the judge sees both answers that stand, not only the last
+            answer = " ... then: ".join(s.text for s in read.statements)
         return SampleScore(score=result.score, acc=float(result.score >= 1.0), rule_score=result.score,
-                           extracted_answer=answer, family=family, data_source=str(data_source),
-                           metrics=result.metrics)
+                           extracted_answer=answer, rule_reason=result.reason, family=family,
+                           data_source=str(data_source), metrics=result.metrics)
 
     def wants_judge(self, sample: SampleScore) -> bool:
         return (self.judge is not None and sample.rule_score < 1.0 and sample.family in self.options.judge_families
@@ -125,7 +131,7 @@ class HybridScorer:
         (``judge_failed=True``). Raises only for a malformed row (unknown data_source, missing ground truth)."""
         family = self.family(data_source)
         golds = self._golds(data_source, ground_truth)
-        return await self._add_judge(self._rule(data_source, family, response, golds), question, golds)
+        return await self._add_judge(self._rule(data_source, family, response, golds, question), question, golds)
 
     async def _add_judge(self, sample: SampleScore, question: str, golds: list[str]) -> SampleScore:
         if not self.wants_judge(sample):
@@ -166,7 +172,7 @@ class HybridScorer:
 
             bar = tqdm(total=len(rows), desc="scoring", unit="row")
         for i, (row, (family, golds)) in enumerate(zip(rows, parsed, strict=True)):
-            sample = self._rule(row["data_source"], family, row.get("response") or "", golds)
+            sample = self._rule(row["data_source"], family, row.get("response") or "", golds, row.get("question"))
             samples.append(sample)
             if self.wants_judge(sample):
                 task = asyncio.ensure_future(self._add_judge(sample, row.get("question") or "", golds))
@@ -209,9 +215,12 @@ def _options(kwargs: Mapping[str, Any]) -> ScoreOptions:
 
 
 def _result(sample: SampleScore) -> dict[str, Any]:
+    """The reward function's result: the scores, and one 0/1 key per rule reason (``reason_matched``,
+    ``reason_hedged``, …; the same keys for every sample, as verl stacks them), whose means are the reason shares."""
     return {"score": sample.score, "acc": sample.acc, "rule_score": sample.rule_score,
             "judge_score": sample.judge_score, "judge_called": float(sample.judge_called),
-            "judge_failed": float(sample.judge_failed)}
+            "judge_failed": float(sample.judge_failed),
+            **{f"reason_{r}": float(sample.rule_reason == r) for r in rule.REASONS}}
 
 
 def _question(extra_info: Mapping[str, Any] | None, max_chars: int) -> str:
@@ -227,9 +236,11 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
                   **kwargs: Any) -> dict[str, float]:
     """Rule-only QwenLong-L1 score for verl's ``reward.custom_reward_function`` (``path:
     pkg://qwenlong_verl.reward.scoring``, ``name: compute_score``). ``reward_kwargs`` may set any
-    :class:`ScoreOptions` field. Returns ``{score, acc, rule_score, judge_score, judge_called, judge_failed}``
-    with ``score = rule score``."""
-    return _result(HybridScorer(_options(kwargs)).rule_only(data_source, solution_str, ground_truth))
+    :class:`ScoreOptions` field. Returns ``{score, acc, rule_score, judge_score, judge_called, judge_failed,
+    reason_<reason>...}`` with ``score = rule score``."""
+    opts = _options(kwargs)
+    question = _question(extra_info, opts.max_question_chars) or None
+    return _result(HybridScorer(opts).rule_only(data_source, solution_str, ground_truth, question))
 
 
 async def compute_score_with_judge(data_source: str, solution_str: str, ground_truth: Any,
