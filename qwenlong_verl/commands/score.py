@@ -39,9 +39,11 @@ def register(subparsers) -> None:
                         "from the first token's logprobs, generate when the server sends none")
     p.add_argument("--judge-api-key-env", default="QWENLONG_JUDGE_API_KEY",
                    help="env var holding the judge's API key (none sent if unset)")
-    p.add_argument("--answer-after-think", choices=["require", "optional", "off"], default="optional",
-                   help="take the answer after the last </think>: required (training default), optional "
-                        "(default here) or off")
+    p.add_argument("--answer-after-think", choices=["require", "optional", "off"], default="require",
+                   help="take the answer after the last </think>: require (default, as in training: a response cut "
+                        "off inside its reasoning scores 0), optional (a response without <think> tags that is "
+                        "finished is scored whole) or off (score the whole text, reasoning included: only on "
+                        "explicit request)")
     p.add_argument("--qa-metric", choices=["em_or_sub_em", "sub_em", "em", "f1"], default="em_or_sub_em")
     p.add_argument("--default-family", choices=["qa", "math", "choice"],
                    help="family for data_sources the table does not know (default: unknown is an error)")
@@ -119,7 +121,14 @@ def _check_judge_answers(url: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.io_safety import check_distinct, check_output, write_jsonl, write_text
-    from qwenlong_verl.reward.offline import format_table, score_payload, scored_rows, summarise
+    from qwenlong_verl.reward.offline import (
+        format_reasons,
+        format_table,
+        reason_counts,
+        score_payload,
+        scored_rows,
+        summarise,
+    )
 
     # every output is checked before any judge request: a bad path must not cost the scoring
     if args.output:
@@ -143,12 +152,13 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(scores)
     table = format_table(summary)
     # the table goes to stdout unless stdout carries the JSON
-    print(table, file=sys.stderr if args.json_out == "-" else sys.stdout)
+    reasons = reason_counts(scores)
+    print(table + "\n\n" + format_reasons(reasons), file=sys.stderr if args.json_out == "-" else sys.stdout)
     if judge_stats is not None and judge_stats["failures"]:
         logger.warning("judge: %d of %d requests failed; those rows kept their rule score",
                        judge_stats["failures"], judge_stats["requests"])
     if args.json_out:
-        payload = score_payload(args.input, summary, scores, judge_stats,
+        payload = score_payload(args.input, summary, scores, judge_stats, reasons=reasons,
                                 options={"answer_after_think": args.answer_after_think, "qa_metric": args.qa_metric,
                                          "judge_model": args.judge_model if args.judge_url else None})
         text = json.dumps(payload, indent=2)

@@ -144,6 +144,7 @@ class QwenLongRewardManager(DAPORewardManager):
             "judge_failed": sample.judge_failed, "judge_parse_failed": sample.judge_parse_failed,
             "judge_latency_s": float(sample.judge_latency_s),
             "judge_cached": sample.judge_cached, "truncated": bool(truncated), "reward": float(reward),
+            "rule_reason": sample.rule_reason,
         }
         await telemetry.apush([record])
         return {"reward_score": float(reward), "reward_extra_info": extra}

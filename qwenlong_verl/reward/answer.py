@@ -46,7 +46,7 @@ _NO_END = re.compile(r"(?:\b(?:mr|mrs|ms|dr|prof|st|mt|ft|jr|sr|vs|no|fig|vol|in
                      r"|aug|sep|sept|oct|nov|dec|u\.s|u\.k|e\.g|i\.e|approx|ca|etc)|\b[A-Za-z])\.$", re.IGNORECASE)
 
 
-_ECHO = frozenset("the a an final answer is correct therefore so thus".split())
+_ECHO = frozenset("the final answer is correct therefore so thus".split())
 
 
 @dataclass(frozen=True)
@@ -196,13 +196,17 @@ _PRE_NEGATION = re.compile(r"(?:^|[^\w'])(?:" + _NEGATOR + r")(?:[^\w']|$)", re.
 _COPULA = r"(?:is|was|are|were|be|been|seems?|appears?|looks?|would\s+be|can\s+be|could\s+be|must\s+be|may\s+be" \
           r"|might\s+be|should\s+be|'s|’s)"
 _POST_NEGATION = re.compile(
-    r"^[\s\"'*_)\]]*(?:" + _COPULA + r"\s+(?:\w+\s+){0,2}?(?:but\s+)?|(?:can|could|must|should|may)\s+(?:be\s+)?"
-    r"|has\s+been\s+|had\s+been\s+)(?:not\b|n't\b|incorrect|wrong|false|invalid|excluded|ruled\s+out|eliminated"
+    r"^[\s\"'*_)\]]*(?:(?:,|and|or|&)\s*[^\s,]+\s*){0,4}?"  # coordinated subjects: "(A) and (C) are ruled out"
+    r"(?:" + _COPULA + r"\s+(?:\w+\s+){0,2}?(?:but\s+)?|(?:can|could|must|should|may)\s+(?:be\s+)?"
+    r"|has\s+been\s+|had\s+been\s+)(?:not\b|never\b|n't\b|incorrect|wrong|false|invalid|excluded|ruled\s+out|eliminated"
     r"|rejected|a\s+distractor|unlikely|implausible|impossible|mistaken|a\s+mistake|an\s+error)"
     r"|^[\s\"'*_]*(?:isn't|wasn't|aren't|weren't|can't|cannot|couldn't)\b", re.IGNORECASE)
 # what ends the scope of a negation
-_CLAUSE_END = re.compile(r"[.;:!?\n(),—–]|\s-\s|\b(?:but|however|though|although|whereas|while|so|instead|yet|and\s+"
+_CLAUSE_END = re.compile(r"[.;:!?\n(),—–]|\s-\s|(?<!anything\s)(?<!anyone\s)(?<!anybody\s)(?<!\ball\s)\bbut\b|\b(?:however|though|although|whereas|while|so|instead|yet|and\s+"
                          r"so|therefore|thus|hence)\b", re.IGNORECASE)
+
+# after a span, parentheses may wrap a coordinated subject ("(A) and (C) are ruled out")
+_CLAUSE_END_AFTER = re.compile(_CLAUSE_END.pattern.replace("(),", ","), re.IGNORECASE)
 
 
 def negated_at(text: str, start: int, end: int) -> bool:
@@ -218,11 +222,11 @@ def negated_at(text: str, start: int, end: int) -> bool:
     if _PRE_NEGATION.search(clause_before):
         return True
     after = text[end:]
-    stop = _CLAUSE_END.search(after)
+    stop = _CLAUSE_END_AFTER.search(after)
     clause_after = after[:stop.start()] if stop else after
     # "is tempting but wrong": the rejection may follow one "but" of its own clause
     if stop and stop.group(0).lower() == "but":
-        nxt = _CLAUSE_END.search(after, stop.end())
+        nxt = _CLAUSE_END_AFTER.search(after, stop.end())
         clause_after = after[:nxt.start()] if nxt else after
     return bool(_POST_NEGATION.search(clause_after))
 

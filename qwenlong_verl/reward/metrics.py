@@ -37,6 +37,9 @@ def judge_step_metrics(records: Iterable[Mapping[str, Any]]) -> dict[str, float]
 
     * ``qwenlong/reward/{samples, score_mean, acc_mean, rule_acc_mean, truncated_rate}``, and
       ``qwenlong/reward/acc_mean/<data_source>`` per data_source; ``rule_acc`` = 1[rule_score >= 1].
+    * ``qwenlong/reward/reason/<reason>``: the share of samples whose rule verdict had that reason (``matched``,
+      ``hedged``, ``negated``, ``different_entity``, ``unfinished``, ...; records without ``rule_reason`` count in
+      none), so a run shows why rollouts got their rule reward; the judge's share is ``qwenlong/judge/call_rate``.
     * ``qwenlong/judge/call_rate`` = judged / samples; ``failure_rate`` = failed / judged, split into
       ``parse_failure_rate`` (the judge replied without a clear verdict: a drifting judge or a too small
       ``max_tokens``) and ``transport_failure_rate`` (no usable reply: timeouts, HTTP errors); ``cache_hit_rate`` =
@@ -58,6 +61,12 @@ def judge_step_metrics(records: Iterable[Mapping[str, Any]]) -> dict[str, float]
     out["qwenlong/reward/acc_mean"] = sum(accs) / n
     out["qwenlong/reward/rule_acc_mean"] = sum(_num(r.get("rule_score")) >= 1.0 for r in recs) / n
     out["qwenlong/reward/truncated_rate"] = sum(_flag(r.get("truncated")) for r in recs) / n
+    reasons: dict[str, int] = defaultdict(int)
+    for r in recs:
+        if isinstance(r.get("rule_reason"), str) and r["rule_reason"]:
+            reasons[r["rule_reason"]] += 1
+    for reason, count in sorted(reasons.items()):
+        out[f"qwenlong/reward/reason/{reason}"] = count / n
     by_source: dict[str, list[float]] = defaultdict(list)
     for r, acc in zip(recs, accs, strict=True):
         by_source[str(r.get("data_source", "unknown"))].append(acc)

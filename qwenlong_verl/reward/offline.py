@@ -67,6 +67,40 @@ def summarise(scores: Sequence[SampleScore]) -> dict[str, dict[str, float]]:
     return out
 
 
+def reason_counts(scores: Sequence[SampleScore]) -> dict[str, dict[str, int]]:
+    """Per data_source (and ``ALL``): how many rows got each rule reason (``matched``, ``hedged``, ``negated``,
+    ...; see :data:`qwenlong_verl.reward.rule.REASONS`), and ``judged`` / ``judge_yes``: how many of the rule's
+    rejections went to the judge and how many it accepted."""
+    groups: dict[str, list[SampleScore]] = defaultdict(list)
+    for s in scores:
+        groups[s.data_source].append(s)
+    out: dict[str, dict[str, int]] = {}
+    for name, items in [*sorted(groups.items()), ("ALL", list(scores))]:
+        if not items:
+            continue
+        counts: dict[str, int] = defaultdict(int)
+        for s in items:
+            counts[s.rule_reason or "unknown"] += 1
+        counts["judged"] = sum(bool(s.judge_called) for s in items)
+        counts["judge_yes"] = sum(bool(s.judge_called and s.judge_score >= 1.0) for s in items)
+        out[name] = dict(counts)
+    return out
+
+
+def format_reasons(counts: Mapping[str, Mapping[str, int]]) -> str:
+    """One line per data_source: each rule reason with its count and share, most frequent first, then the share of
+    rows that went to the judge."""
+    lines = ["rule reasons:"]
+    for name, c in counts.items():
+        n = sum(v for k, v in c.items() if k not in ("judged", "judge_yes"))
+        parts = [f"{k} {v} ({100 * v / n:.1f}%)" for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))
+                 if k not in ("judged", "judge_yes")]
+        judged = c.get("judged", 0)
+        lines.append(f"  {name}: {', '.join(parts)}; to the judge {judged} ({100 * judged / n:.1f}%), "
+                     f"judge yes {c.get('judge_yes', 0)}")
+    return "\n".join(lines)
+
+
 def format_table(summary: Mapping[str, Mapping[str, float]]) -> str:
     cols = ["rows", "score", "rule_acc", "em", "sub_em", "f1", "judge_calls", "judge_yes", "judge_failed"]
     header = ["data_source", *cols]

@@ -129,8 +129,8 @@ def answer_region(response: str, mode: str = "require", think_end: str = THINK_E
 
     ``require``: the text after the last ``think_end``; None when it is absent (an unfinished or truncated
     reasoning scores 0, as in QwenLong-L1). ``optional``: after the last ``think_end`` if present; without it, the
-    whole response only when it never reasoned - it has no ``<think>`` and it is finished (:func:`_finished`: it
-    ends with closing punctuation or is one short line) - else None: a response cut off inside its reasoning is not
+    whole response only when it never reasoned - it has no ``<think>`` and it is finished (:func:`_finished`) -
+    else None: a response cut off inside its reasoning is not
     scored from that reasoning. ``off``: all of it, the explicit request to score whatever the text holds."""
     text = response if isinstance(response, str) else ("" if response is None else str(response))
     if mode != "off":
@@ -146,12 +146,19 @@ def answer_region(response: str, mode: str = "require", think_end: str = THINK_E
 
 
 def _finished(text: str) -> bool:
-    """A response that stopped on its own: it ends with closing punctuation (``. ! ? ) ] } * " '``), or it is one
-    line of at most 20 words (a bare answer). A generation cut by the length limit stops mid-sentence."""
+    """A response that stopped on its own, not one cut by the length limit (which stops mid-sentence): it ends
+    with closing punctuation (``. ! ? ) ] } * " '``); or it ends within 6 words of its last "the answer is"
+    ("… The answer is Paris"); or, with no such phrase, it is one short phrase (at most 8 words, one line, no
+    sentence inside: a bare "Paris")."""
     t = text.strip()
     if not t:
         return True
-    return t[-1] in ".!?)]}*\"'`>" or ("\n" not in t and len(t.split()) <= 20)
+    if t[-1] in ".!?)]}*\"'`>":
+        return True
+    cues = list(_ANSWER_IS.finditer(t))
+    if cues:
+        return len(t[cues[-1].end():].split()) <= 6 and not re.search(r"[,;:]", t[cues[-1].end():])
+    return "\n" not in t and len(t.split()) <= 8 and not re.search(r"[.!?;]\s", t)
 
 
 @dataclass(frozen=True)
