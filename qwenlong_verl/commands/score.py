@@ -39,11 +39,11 @@ def register(subparsers) -> None:
                         "from the first token's logprobs, generate when the server sends none")
     p.add_argument("--judge-api-key-env", default="QWENLONG_JUDGE_API_KEY",
                    help="env var holding the judge's API key (none sent if unset)")
-    p.add_argument("--answer-after-think", choices=["require", "optional", "off"], default="require",
-                   help="take the answer after the last </think>: require (default, as in training: a response cut "
-                        "off inside its reasoning scores 0), optional (a response without <think> tags that is "
-                        "finished is scored whole) or off (score the whole text, reasoning included: only on "
-                        "explicit request)")
+    p.add_argument("--answer-after-think", choices=["require", "optional", "off"], default="optional",
+                   help="where the answer is read: require (after the last </think>, as in training), optional "
+                        "(default: after the last </think>, or the whole response when it has no <think> tags and "
+                        "is finished; a response cut off inside its reasoning scores 0 in both) or off (the whole "
+                        "text, reasoning included: only on explicit request)")
     p.add_argument("--qa-metric", choices=["em_or_sub_em", "sub_em", "em", "f1"], default="em_or_sub_em")
     p.add_argument("--default-family", choices=["qa", "math", "choice"],
                    help="family for data_sources the table does not know (default: unknown is an error)")
