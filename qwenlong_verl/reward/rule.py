@@ -29,6 +29,7 @@ from qwenlong_verl.reward import lexicon
 from qwenlong_verl.reward.answer import (
     Statement,
     answer_statements,
+    has_negator,
     is_list,
     items,
     negated_at,
@@ -480,7 +481,7 @@ def _spaced(text: str, a: _Tok, b: _Tok) -> bool:
     """``a`` and ``b`` are written next to each other with only spaces between (a hyphen joins the parts of one
     word, which are left whole: issue 13's "X-large" holds "X")."""
     between = text[a.end:b.start]
-    return bool(between) and not between.strip()
+    return bool(between) and not between.strip() and "\n" not in between
 
 
 def _head_end(masked: str) -> int:
@@ -522,6 +523,8 @@ def _mention_verdict(text: str, toks: list[_Tok], i: int, j: int, gold_toks: lis
             return DIFFERENT_ENTITY
     if toks[j - 1].possessive and not gold_toks[-1].possessive:
         return DIFFERENT_ENTITY
+    if toks[i].norm[:1].isdigit():  # "a total of 5", "a population of 1200": a number is its own value
+        return MATCHED
     if i >= 2 and toks[i - 1].norm == "of":
         noun = toks[i - 2]
         if noun.norm not in lexicon.SAME_AS_OF and noun.norm not in lexicon.STOP:
@@ -538,13 +541,18 @@ def _several_candidates(masked: str, case_known: bool) -> bool:
     """True when the answer lists the gold beside another candidate (``Oslo, Bergen and Trondheim``, ``Oslo and
     Bergen``, ``Oslo/Bergen``, bullet lines, ``X; alternatively Y``): a list (:func:`answer.is_list`) with at least
     two candidate items, one without the gold. An item is a candidate unless it opens like a qualifier ("which",
-    "its", "I", "not", "probably", …) or, in mixed-case text, holds no name or number (``Paris and its suburbs``)."""
+    "its", "I", "not", "probably", "home to", …) or, in mixed-case text, holds no name or number (``Paris and its
+    suburbs``); items after a qualifier explain the answer and are not counted."""
     if not is_list(masked):
         return False
     candidates, other = 0, False
     for item, _ in items(masked):
         words = item.split()
-        if not words or words[0].strip("*_\"'").lower() in lexicon.QUALIFIER_LEADS:
+        if not words:
+            continue
+        if words[0].strip("*_\"'").lower() in lexicon.QUALIFIER_LEADS or _HEAD_END.match(" " + item.strip()):
+            if candidates:
+                break  # the rest explains the answer ("Paris, home to the Louvre and the Eiffel Tower")
             continue
         has_gold = _MASK in item
         toks = _tokens(item)
@@ -1227,13 +1235,18 @@ def rule_score(family: str, prediction: str | None, golds: list[str], qa_metric:
     raise ValueError(f"unknown rule family {family!r}; families are {FAMILIES}")
 
 
+# an earlier statement rejected for one of these names another answer
+_CONFLICTS = (MISMATCH, DIFFERENT_ENTITY, WRONG_UNIT, WRONG_SCALE, AMBIGUOUS)
+
+
 def score_read(family: str, read: AnswerRead, golds: list[str], qa_metric: str = "sub_em", rel_tol: float = 1.5e-3,
                min_sig_digits: int = 3, question: str | None = None) -> RuleResult:
     """The verdict of a whole response (:func:`read_answer`): the committed answer scored by :func:`rule_score`.
 
     Rule: the last statement is the committed answer. When it is accepted but an earlier statement gave a different
-    answer (one the rule rejects for another reason than being unreadable or a less specific form of it) and the
-    last does not revise it with a marker ("wait", "actually", "correction"), two answers stand: 0, ``conflicting``.
+    answer (a short one, at most 12 words and not negated, that the rule rejects as another value, entity, unit or
+    scale) and the last does not revise it with a marker ("wait", "actually", "correction"), two answers stand: 0,
+    ``conflicting``.
     No statement: 0 with the reason ``unfinished`` or ``no_answer``."""
     if not read.statements:
         empty = rule_score(family, None, golds, qa_metric, rel_tol, min_sig_digits, question)
@@ -1243,8 +1256,10 @@ def score_read(family: str, read: AnswerRead, golds: list[str], qa_metric: str =
     result.metrics["revised"] = float(last.revises)
     if result.score >= 1.0 and not last.revises:
         for earlier in read.statements[:-1]:
+            if len(earlier.text.split()) > 12 or has_negator(earlier.text):
+                continue  # talk, not an answer ("the answer is not stated directly, but …")
             r = rule_score(family, earlier.text, golds, qa_metric, rel_tol, min_sig_digits, question)
-            if r.score < 1.0 and r.reason not in (UNPARSED, NO_ANSWER, PARTIAL):
+            if r.score < 1.0 and r.reason in _CONFLICTS:
                 metrics = {k: (0.0 if k in ("sub_em", "em", "f1") else v) for k, v in result.metrics.items()}
                 return RuleResult(0.0, metrics, CONFLICTING)
     return result
