@@ -53,7 +53,7 @@ def packaged_top_level_keys() -> set[str]:
         roots.append(resources.files("qwenlong_verl.hydra_configs"))
     except (ModuleNotFoundError, TypeError):
         pass
-    roots.append(Path(__file__).resolve().parent.parent / "hydra_configs")  # a source checkout
+    roots.append(Path(__file__).resolve().parent / "hydra_configs")  # a source checkout
     for root in roots:
         try:
             groups = [g for g in root.iterdir() if g.is_dir()]

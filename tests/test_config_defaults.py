@@ -20,7 +20,7 @@ import yaml
 from qwenlong_verl.config import QwenLongConfigError, check_fields, field_problem, option, options_from
 from qwenlong_verl.config_checks import MARKER_KEYS, option_sections
 
-CONFIGS = Path(__file__).resolve().parent.parent / "hydra_configs"
+CONFIGS = Path(__file__).resolve().parent.parent / "qwenlong_verl" / "hydra_configs"
 BASE = "recipe/qwenlong_base.yaml"
 
 # recipe settings that differ from the library default on purpose: (section, key) -> why

@@ -25,7 +25,7 @@ def test_every_source_package_is_listed_in_setup_cfg():
         for p in (ROOT / "qwenlong_verl").rglob("__init__.py")
         if "__pycache__" not in p.parts
     }
-    on_disk |= {"qwenlong_verl.hydra_configs", "hydra_plugins.qwenlong_verl_searchpath"}
+    on_disk |= {"hydra_plugins.qwenlong_verl_searchpath"}
     assert on_disk - listed == set(), f"add these to [options] packages in setup.cfg: {sorted(on_disk - listed)}"
 
 
@@ -42,7 +42,7 @@ def test_wheel_carries_configs_and_searchpath_plugin(tmp_path):
     )
     (wheel,) = tmp_path.glob("qwenlong_verl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    yaml_on_disk = {str(p.relative_to(ROOT / "hydra_configs")) for p in (ROOT / "hydra_configs").rglob("*.yaml")}
+    yaml_on_disk = {str(p.relative_to(ROOT / "qwenlong_verl" / "hydra_configs")) for p in (ROOT / "qwenlong_verl" / "hydra_configs").rglob("*.yaml")}
     assert yaml_on_disk, "no recipes found"
     for rel in yaml_on_disk:
         assert f"qwenlong_verl/hydra_configs/{rel}" in names, f"{rel} missing from the wheel"

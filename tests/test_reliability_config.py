@@ -15,7 +15,7 @@ from reliability_utils import closed_port
 from qwenlong_verl.config import QwenLongConfigError
 from qwenlong_verl.config_checks import PROBE_ENV, check_qwenlong_options, packaged_top_level_keys, probe_judge
 
-CONFIGS = Path(__file__).resolve().parent.parent / "hydra_configs"
+CONFIGS = Path(__file__).resolve().parent.parent / "qwenlong_verl" / "hydra_configs"
 BASE = yaml.safe_load((CONFIGS / "recipe" / "qwenlong_base.yaml").read_text())["qwenlong"]
 
 
