@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,3 +37,87 @@ def test_main_ppo_from_the_clone_root_composes_the_recipe():
     assert float(cfg["actor_rollout_ref"]["actor"]["optim"]["lr"]) == 2e-6
     assert cfg["qwenlong"]["recipe"] == "qwenlong_phase2"
     assert "recipe" not in cfg  # the stray key of an unresolved `+recipe=`
+
+
+# -- preflight catches what would fail -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_run(tiny_model_dir, tmp_path_factory) -> list[str]:
+    """A CPU phase-I command line on the tiny model that preflight passes."""
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("first_hour")
+    rows = pd.DataFrame({"data_source": ["hotpotqa"] * 2, "prompt_length": [150, 450],
+                         "prompt": [[{"role": "user", "content": "q"}]] * 2,
+                         "reward_model": [{"ground_truth": "a"}] * 2,
+                         "extra_info": [{"index": 0, "split": "train"}, {"index": 1, "split": "train"}]})
+    rows.to_parquet(root / "train.parquet")
+    return ["+recipe=qwenlong_phase1", "+qwenlong_env=cpu", f"actor_rollout_ref.model.path={tiny_model_dir}",
+            f"data.train_files={root / 'train.parquet'}", f"data.val_files={root / 'train.parquet'}"]
+
+
+def _errors(report) -> list[str]:
+    return [f.line() for f in report.findings if f.level == "error"]
+
+
+def test_preflight_passes_the_small_run(small_run):
+    from qwenlong_verl.preflight.all_checks import run_preflight
+
+    report = run_preflight(small_run, network=False)
+    assert report.ok, _errors(report)
+
+
+@pytest.mark.parametrize("override, key, suggestion", [
+    ("actor_rollout_ref.actor.policy_loss.loss_mode=qwenlong_dap", "actor_rollout_ref.actor.policy_loss.loss_mode",
+     "qwenlong_dapo"),
+    ("reward.reward_manager.name=qwenlongg", "reward.reward_manager.name", "qwenlong"),
+    ("algorithm.adv_estimator=qwenlong_grp", "algorithm.adv_estimator", "qwenlong_grpo"),
+    ("trainer.v1.trainer_mode=qwenlon", "trainer.v1.trainer_mode", "qwenlong"),
+])
+def test_preflight_refuses_names_verl_has_not_registered(small_run, override, key, suggestion):
+    """verl looks these names up inside Ray workers, minutes into a run; preflight checks its registries."""
+    from qwenlong_verl.preflight.all_checks import run_preflight
+
+    errors = _errors(run_preflight(small_run + [override], network=False))
+    named = [e for e in errors if e.startswith(f"{key}=")]
+    assert named, errors
+    assert "is not a registered" in named[0] and f"did you mean {suggestion!r}" in named[0]
+
+
+def test_preflight_refuses_a_model_path_that_is_missing_or_a_file(small_run, tmp_path):
+    from qwenlong_verl.preflight.all_checks import run_preflight
+
+    missing = [a for a in small_run if "model.path" not in a] + [f"actor_rollout_ref.model.path={tmp_path}/nope"]
+    errors = _errors(run_preflight(missing, network=False))
+    assert any(e.startswith("actor_rollout_ref.model.path:") and "does not exist" in e for e in errors), errors
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    a_file = [a for a in small_run if "model.path" not in a] + [
+        f"actor_rollout_ref.model.path={tmp_path / 'model.safetensors'}"]
+    errors = _errors(run_preflight(a_file, network=False))
+    assert any(e.startswith("actor_rollout_ref.model.path:") and "is a file" in e for e in errors), errors
+    hub = [a for a in small_run if "model.path" not in a] + ["actor_rollout_ref.model.path=Qwen/Qwen2.5-7B-Instruct"]
+    assert not [e for e in _errors(run_preflight(hub, network=False)) if "does not exist" in e]  # a hub name
+
+
+def test_cpu_overlay_without_recipe_builds_the_qwenlong_reward_manager(small_run, tiny_tokenizer):
+    """`+qwenlong_env=cpu reward.reward_manager.name=qwenlong` without a recipe: the overlay's overlong block must be
+    complete, or verl's DAPO manager __init__ (in every reward worker) dies on `Key 'enable' is not in struct`."""
+    from qwenlong_verl.integration.config_validation import compose_main_ppo
+    from qwenlong_verl.integration.reward_manager import QwenLongRewardManager
+    from qwenlong_verl.preflight.all_checks import run_preflight
+
+    args = [a for a in small_run if not a.startswith("+recipe=")] + [
+        "reward.reward_manager.name=qwenlong", "algorithm.adv_estimator=grpo"]
+    manager = QwenLongRewardManager(compose_main_ppo(args), tiny_tokenizer)  # verl's own __init__ checks
+    assert manager.overlong_enabled and manager.overlong_buffer_cfg.len == 8
+    report = run_preflight(args, network=False)
+    assert not [e for e in _errors(report) if e.startswith("reward.")], _errors(report)
+
+
+def test_preflight_names_an_incomplete_overlong_block(small_run):
+    from qwenlong_verl.preflight.all_checks import run_preflight
+
+    args = small_run + ["~reward.reward_kwargs.overlong_buffer_cfg.enable"]
+    errors = _errors(run_preflight(args, network=False))
+    assert any(e.startswith("reward.reward_kwargs:") and "overlong_buffer_cfg.enable" in e for e in errors), errors

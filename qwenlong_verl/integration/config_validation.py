@@ -36,7 +36,74 @@ def compose_main_ppo(overrides: list[str]) -> DictConfig:
         GlobalHydra.instance().clear()
 
 
-def _step(findings: list[Finding], name: str, key: str, fn) -> Any:
+# config key -> the verl registry its value is looked up in (by verl's workers, minutes into a run)
+REGISTRY_KEYS: tuple[tuple[str, str], ...] = (
+    ("algorithm.adv_estimator", "adv_estimator"),
+    ("actor_rollout_ref.actor.policy_loss.loss_mode", "policy_loss"),
+    ("reward.reward_manager.name", "reward_manager"),
+    ("trainer.v1.trainer_mode", "trainer_mode"),
+    ("actor_rollout_ref.rollout.name", "rollout"),
+)
+
+
+def registry_findings(cfg: DictConfig) -> list[Finding]:
+    """Every name that selects a verl registry entry, checked against the names registered after ``import verl``
+    (which loads this package's plugins). verl looks most of them up only inside a Ray worker, so a misspelt
+    ``loss_mode=qwenlong_dap`` or ``reward_manager.name=qwenlongg`` otherwise fails minutes into a run."""
+    import difflib
+
+    from qwenlong_verl.integration.contacts import import_verl, registry_names
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        import_verl()
+    findings: list[Finding] = []
+    for key, kind in REGISTRY_KEYS:
+        if key == "reward.reward_manager.name" and OmegaConf.select(cfg, "reward.reward_manager.source",
+                                                                    default="register") != "register":
+            continue  # source=importlib names a module path, not a registered name
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is None or value == "???":
+            continue  # unset: verl's own validation names a missing mandatory value
+        try:
+            names = registry_names(kind)
+        except Exception as exc:  # noqa: BLE001 - a verl upgrade moved the registry: doctor names the contact
+            findings.append(Finding("warning", "registry", key, f"cannot read verl's {kind} registry ({exc}): "
+                                    f"{value!r} was not checked", "run `qwenlong-verl doctor`"))
+            continue
+        if str(value) in names:
+            continue
+        close = difflib.get_close_matches(str(value), names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        findings.append(Finding("error", "registry", key,
+                                f"{key}={value!r} is not a registered {kind} in verl 0.9.1 (with this package's "
+                                f"plugins): registered are {', '.join(names)}",
+                                f"{hint}set {key} to one of the registered names"))
+    return findings
+
+
+def reward_manager_findings(cfg: DictConfig, tokenizer: Any) -> list[Finding]:
+    """Build the reward manager ``main_ppo``'s reward workers build, on this config: its ``__init__`` is where verl's
+    DAPO manager (and ours, its subclass) reads ``reward.reward_kwargs`` (``overlong_buffer_cfg.enable``/``len``,
+    ``max_resp_len``), and a missing key there kills every reward worker after Ray and the model have started. Only
+    registered managers derived from DAPO's are built (others may open connections in ``__init__``)."""
+    from verl.experimental.reward_loop.reward_manager.dapo import DAPORewardManager
+    from verl.trainer.ppo.reward import resolve_reward_manager_cls
+
+    findings: list[Finding] = []
+    if OmegaConf.select(cfg, "reward.reward_manager.source", default="register") != "register":
+        return findings
+    cls = _step(findings, "reward_manager", "reward.reward_manager.name", lambda: resolve_reward_manager_cls(cfg))
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, DAPORewardManager)):
+        return [f for f in findings if "Unknown reward manager" not in f.message]  # registry_findings names it
+    _step(findings, "reward_manager", "reward.reward_kwargs",
+          lambda: cls(config=copy.deepcopy(cfg), tokenizer=tokenizer, compute_score=None),
+          fix="give reward.reward_kwargs.overlong_buffer_cfg all of enable, len, penalty_factor and log, and "
+              "reward.reward_kwargs.max_resp_len >= its len (the recipes' reward block has them: +recipe=...)")
+    return findings
+
+
+def _step(findings: list[Finding], name: str, key: str, fn, fix: str = "see the key named in verl's message") -> Any:
     quiet = io.StringIO()
     try:
         with contextlib.redirect_stdout(quiet), warnings.catch_warnings():
@@ -44,9 +111,13 @@ def _step(findings: list[Finding], name: str, key: str, fn) -> Any:
             return fn()
     except Exception as exc:  # noqa: BLE001 - any verl failure is a finding
         cause = exc.__cause__ or exc
-        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        lines = str(cause).strip().splitlines()
+        text = lines[0] if lines else type(cause).__name__
+        full_key = next((ln.strip() for ln in lines[1:] if ln.strip().startswith("full_key:")), "")
+        if full_key:  # OmegaConf's errors put the key on a line of its own
+            text += f" ({full_key})"
         findings.append(Finding("error", f"verl.{name}", key, f"verl 0.9.1 rejects the config: "
-                                f"{type(cause).__name__}: {text}", "see the key named in verl's message"))
+                                f"{type(cause).__name__}: {text}", fix))
         return None
 
 
@@ -90,6 +161,7 @@ def verl_findings(cfg: DictConfig, *, build_model: bool = True) -> tuple[list[Fi
           lambda: omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout))
     if use_critic:
         _step(findings, "CriticConfig", "critic", lambda: omega_conf_to_dataclass(cfg.critic))
+    findings += registry_findings(cfg)
     model = None
     if build_model:
         model = _step(findings, "HFModelConfig", "actor_rollout_ref.model",
@@ -106,4 +178,5 @@ def verl_findings(cfg: DictConfig, *, build_model: bool = True) -> tuple[list[Fi
                     "error", "verl.rollout_server", "actor_rollout_ref.rollout.max_model_len",
                     f"verl's rollout server refuses max_model_len {max_len} > max_position_embeddings {positions} "
                     "of the model config verl builds", "YaRN in the model folder: `qwenlong-verl yarn-model`"))
+            findings += reward_manager_findings(cfg, getattr(model, "tokenizer", None))
     return findings, model

@@ -121,6 +121,14 @@ CONTACTS: tuple[Contact, ...] = (
     _c("verl.trainer.ppo.utils:need_critic", "config_validation", "which configs verl builds"),
     _c("verl.workers.rollout.utils:get_max_position_embeddings", "config_validation",
        "the rollout server's max_model_len rule", params=("hf_config",)),
+    _c("verl.trainer.ppo.core_algos:ADV_ESTIMATOR_REGISTRY", "config_validation",
+       "algorithm.adv_estimator checked against the registered names", kind="dict"),
+    _c("verl.trainer.ppo.core_algos:POLICY_LOSS_REGISTRY", "config_validation",
+       "policy_loss.loss_mode checked against the registered names", kind="dict"),
+    _c("verl.experimental.reward_loop.reward_manager.registry:REWARD_MANAGER", "config_validation",
+       "reward.reward_manager.name checked against the registered names", kind="dict"),
+    _c("verl.trainer.ppo.reward:resolve_reward_manager_cls", "config_validation",
+       "the reward manager class main_ppo builds, whose __init__ preflight runs", params=("config",)),
 )
 
 
@@ -200,3 +208,19 @@ def registry_has(kind: str, name: str) -> bool:
     if kind == "trainer_mode":
         return name in resolve("verl.trainer.ppo.v1.trainer_base:TRAINER_REGISTRY")
     raise ValueError(f"unknown plugin kind {kind!r}")
+
+
+REGISTRIES: dict[str, str] = {
+    "adv_estimator": "verl.trainer.ppo.core_algos:ADV_ESTIMATOR_REGISTRY",
+    "policy_loss": "verl.trainer.ppo.core_algos:POLICY_LOSS_REGISTRY",
+    "reward_manager": "verl.experimental.reward_loop.reward_manager.registry:REWARD_MANAGER",
+    "trainer_mode": "verl.trainer.ppo.v1.trainer_base:TRAINER_REGISTRY",
+    "rollout": "verl.workers.rollout.base:_ROLLOUT_REGISTRY",
+}
+
+
+def registry_names(kind: str) -> list[str]:
+    """The names verl's registry of ``kind`` holds now (after ``import verl`` loaded the plugins), sorted: what a
+    config value may be. The rollout registry is keyed by ``(name, mode)``; its names are returned."""
+    registry = resolve(REGISTRIES[kind])
+    return sorted({k[0] if isinstance(k, tuple) else str(k) for k in registry})

@@ -41,6 +41,18 @@ def model_facts(cfg: dict[str, Any]) -> tuple[ModelFacts | None, list[Finding]]:
     path = checks.sel(cfg, "actor_rollout_ref.model.path")
     if not path or path == "???":
         return None, []
+    key = "actor_rollout_ref.model.path"
+    local = Path(str(path)).expanduser()
+    if local.exists() and not local.is_dir():
+        return None, [Finding("error", "model", key, f"{path!r} is a file, not a model folder: verl loads "
+                              "config.json, the tokenizer and the weights from a folder",
+                              "give the folder that holds config.json (e.g. the checkpoint's actor/huggingface)")]
+    from qwenlong_verl.cli_args import looks_like_path
+
+    if not local.exists() and "://" not in str(path) and looks_like_path(str(path)):
+        return None, [Finding("error", "model", key, f"{path!r} does not exist (a local path, not a hub name "
+                              "like org/name): every worker would fail to load the model",
+                              "give an existing model folder (on storage every node mounts), or a hub name")]
     if not Path(str(path)).is_dir():
         return None, [Finding("warning", "model", "actor_rollout_ref.model.path",
                               f"{path!r} is not a local folder: the checks that need the model's config.json "
