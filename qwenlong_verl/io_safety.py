@@ -13,10 +13,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +45,24 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def is_stream(path: PathLike) -> bool:
+    """Whether ``path`` exists and is a character/block device or a FIFO (``/dev/null``, ``/dev/stdout``, a named
+    pipe). Such a target is written in place: replacing it by a regular file (as :func:`atomic_path` does with
+    files) would destroy the device node (as root) and report a success nobody received."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    try:
+        return Path(os.path.realpath(child)).is_relative_to(os.path.realpath(folder))
+    except (OSError, ValueError):
+        return False
+
+
 def check_output(path: PathLike, *, option: str = "output", inputs: Iterable[PathLike | None] = (),
                  suffixes: Sequence[str] | None = None, make_parents: bool = True) -> Path:
     """Validate ``path`` as the target of ``option`` before any work; return it as a :class:`Path`.
@@ -58,9 +79,16 @@ def check_output(path: PathLike, *, option: str = "output", inputs: Iterable[Pat
     for inp in inputs:
         if inp is None or str(inp) in ("", "-"):
             continue
-        if _same_file(p, Path(inp)):
+        inp_path = Path(inp)
+        if _same_file(p, inp_path) or (p.exists() and inp_path.is_dir() and _inside(p, inp_path)):
             raise OutputPathError(f"{option} {str(p)!r} is also an input ({str(inp)!r}); writing it would destroy "
                                   "the input: choose another output path")
+    if is_stream(p):  # a device or FIFO: written in place, so only the path itself must be writable
+        if not os.access(p, os.W_OK):
+            raise OutputPathError(f"{option} {str(p)!r} is a device or FIFO this user cannot write; choose a file")
+        return p
+    if p.exists() and not p.is_file():
+        raise OutputPathError(f"{option} {str(p)!r} exists and is not a regular file (a socket?); choose a file")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         want = " or ".join(suffixes)
         raise OutputPathError(f"{option} {str(p)!r}: this command writes {want} files; name the output "
@@ -109,11 +137,47 @@ def _umask() -> int:
     return mask
 
 
+def _copy_to_stream(src: Path, target: Path) -> None:
+    """Write ``src``'s bytes into the device or FIFO ``target`` in place. A FIFO nobody reads is refused at once
+    (opening it would block forever); a write error (``/dev/full``) is an :class:`OutputPathError`, never a success."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        why = "no process reads this FIFO" if exc.errno == errno.ENXIO else (exc.strerror or str(exc))
+        raise OutputPathError(f"cannot write {str(target)!r}: {why}; nothing was written") from exc
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb", closefd=True) as out, open(src, "rb") as fh:
+            fd = -1
+            shutil.copyfileobj(fh, out)
+            out.flush()
+    except OSError as exc:
+        raise OutputPathError(f"writing {str(target)!r} failed: {exc.strerror or exc}; the output is incomplete "
+                              "or lost: choose a regular file") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` (same extension, so writers that pick the format by name work) and
-    move it over ``path`` when the block ends without an exception; otherwise delete it and leave ``path`` alone."""
-    target = Path(path)
+    move it over ``path`` when the block ends without an exception; otherwise delete it and leave ``path`` alone.
+
+    Only regular files are replaced: a symlink's target file is replaced (the link stays), and a device or FIFO
+    (``/dev/null``, ``/dev/stdout``) receives the finished bytes in place (:func:`_copy_to_stream`)."""
+    if is_stream(path):
+        fd, tmp_name = tempfile.mkstemp(prefix=".qwenlong.", suffix=f".tmp{Path(path).suffix}")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            yield tmp
+            _copy_to_stream(tmp, Path(path))
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=str(target.parent))
     os.close(fd)

@@ -121,3 +121,99 @@ def test_preflight_names_an_incomplete_overlong_block(small_run):
     args = small_run + ["~reward.reward_kwargs.overlong_buffer_cfg.enable"]
     errors = _errors(run_preflight(args, network=False))
     assert any(e.startswith("reward.reward_kwargs:") and "overlong_buffer_cfg.enable" in e for e in errors), errors
+
+
+# -- nothing is lost: outputs never replace inputs, devices or FIFOs -----------------------------------------------
+
+
+def _cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
+    import os
+
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
+    return subprocess.run([str(PYTHON), "-m", "qwenlong_verl.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=timeout)
+
+
+def test_preflight_json_refuses_to_write_over_its_inputs(small_run, tiny_model_dir, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    args = [a for a in small_run if "model.path" not in a] + [f"actor_rollout_ref.model.path={model}"]
+    train = next(a.split("=", 1)[1] for a in args if a.startswith("data.train_files="))
+    for victim in (Path(train), model / "config.json"):
+        before = victim.read_bytes()
+        proc = _cli("preflight", "--no-network", "--json", str(victim), *args)
+        assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert "--json" in proc.stderr and "is also an input" in proc.stderr
+        assert victim.read_bytes() == before
+
+
+def test_outputs_into_a_fifo_are_written_in_place(tmp_path):
+    import os
+    import threading
+
+    from qwenlong_verl.io_safety import OutputPathError, check_output, write_text
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputPathError, match="no process reads this FIFO"):
+        write_text(fifo, "nobody listens\n")
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    import time
+
+    time.sleep(0.2)  # the reader opens first, as a shell's `cat pipe` would
+    check_output(fifo, option="--json", suffixes=[".json"])
+    write_text(fifo, '{"ok": true}\n')
+    reader.join(10)
+    assert got == [b'{"ok": true}\n']
+    import stat
+
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still the FIFO, not a regular file put in its place
+    assert os.listdir(tmp_path) == ["pipe.json"]  # no temporary file left beside it
+
+
+def test_a_full_device_is_an_error_not_a_success(small_run, tmp_path):
+    from qwenlong_verl.io_safety import OutputPathError, write_json
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    with pytest.raises(OutputPathError, match="No space left"):
+        write_json("/dev/full", {"a": 1})
+    assert not Path("/dev/full").is_file()
+    proc = _cli("preflight", "--no-network", "--json", "/dev/full", *small_run)
+    assert proc.returncode != 0
+    assert "/dev/full" in proc.stderr and "No space left" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_character_device_is_not_replaced_by_a_file(tmp_path):
+    """`-o /dev/null` as root: os.replace would put a regular file where the device node was."""
+    import os
+    import stat
+
+    from qwenlong_verl.io_safety import write_jsonl
+
+    null = tmp_path / "null"
+    try:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, OSError):
+        pytest.skip("mknod needs root")
+    assert write_jsonl(null, [{"a": 1}]) == (1, 0)
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+
+
+def test_a_symlinked_output_keeps_its_link(tmp_path):
+    import os
+
+    from qwenlong_verl.io_safety import write_text
+
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["link.json", "real.json"]

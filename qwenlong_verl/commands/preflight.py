@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 
@@ -31,6 +32,28 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+# keys naming what the run writes: their folders are outputs, a preflight report may go there
+OUTPUT_KEYS = frozenset({"default_local_dir", "rollout_data_dir", "validation_data_dir", "output_file", "output_dir"})
+
+
+def override_paths(overrides: list[str]) -> list[str]:
+    """Every existing file or folder an override names (``data.train_files=/d/train.parquet``,
+    ``actor_rollout_ref.model.path=/models/m``, lists ``[a,b]`` too): the run's inputs, which ``--json`` must never
+    write over (a file inside an input folder, e.g. the model's config.json, included)."""
+    found: list[str] = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or key.lstrip("+~").startswith("hydra.") or key.rsplit(".", 1)[-1] in OUTPUT_KEYS:
+            continue
+        value = value.strip()
+        items = value[1:-1].split(",") if value.startswith("[") and value.endswith("]") else [value]
+        for item in items:
+            item = item.strip().strip("'\"")
+            if item and os.path.exists(os.path.expanduser(item)):
+                found.append(os.path.expanduser(item))
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.preflight.all_checks import run_preflight
 
@@ -38,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from qwenlong_verl.io_safety import check_output
 
-        check_output(args.json, option="--json")  # before the work: a bad path must not cost the checks
+        # before the work: a bad path must not cost the checks; never over a file the run reads
+        check_output(args.json, option="--json", inputs=override_paths(overrides))
     if not overrides:
         logging.getLogger("qwenlong_verl").error(
             "preflight needs the overrides you would give main_ppo, e.g. `qwenlong-verl preflight "
