@@ -116,6 +116,9 @@ class QwenLongGuard(Callback):
             # Ray workers inherit the driver's environment on a local cluster; the overlay also sets
             # ray_kwargs.ray_init.runtime_env.env_vars for clusters.
             use_cpu_platform()
+        from qwenlong_verl.ray_cluster import ADDRESS_KEY, avoid_stale_cluster
+
+        avoid_stale_cluster(OmegaConf.select(config, ADDRESS_KEY, default=None))  # a dead ray_current_cluster
         # verl's "file" logger writes relative to the TaskRunner's cwd; pin it to where the user started the run.
         os.environ.setdefault("VERL_FILE_LOGGER_ROOT", os.getcwd())
         # Every qwenlong.* option (known, typed, in range), our sampling rules, and the GPU layout checks verl makes

@@ -80,8 +80,11 @@ def register_resolver() -> None:
     resolved: Hydra's plugin scan (every Hydra app), the guard, and ``qwenlong_verl.integration.plugins`` (verl's Ray workers)."""
     from omegaconf import OmegaConf
 
+    from qwenlong_verl.ray_cluster import register_own_ray_resolver
+
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, in_job_dir)
+    register_own_ray_resolver()  # ${qwenlong.own_ray:...} of the CPU overlay: null when joining a Ray cluster
 
 
 def is_multirun(config: Any) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,16 +189,40 @@ class HFReplica(RolloutReplica):
         self._server_address = server_name(self.replica_rank)
 
 
+def ranks_per_replica(device_mesh: Any) -> int:
+    """How many trainer ranks share one rollout replica: the size of the rollout mesh without its ``dp`` dimension.
+
+    verl 0.9.1 builds the rollout mesh as ``(dp, infer_tp, infer_pp)`` over the whole world (engine_workers), so
+    ``device_mesh.size()`` is the world size, not a replica's size: dividing a rank by it put every rank of a
+    world-size-2 run in replica 0, replica 1 never got weights or its global step, and verl's metrics crashed on
+    ``min_global_steps=None``. A mesh without dim names is taken as one replica (the old single-rank layout).
+    """
+    names = tuple(getattr(device_mesh, "mesh_dim_names", None) or ())
+    shape = tuple(int(n) for n in device_mesh.shape)
+    if "dp" not in names:
+        return max(1, math.prod(shape))
+    return max(1, math.prod(size for name, size in zip(names, shape, strict=True) if name != "dp"))
+
+
+def replica_position(rank: int, device_mesh: Any) -> tuple[int, bool]:
+    """(replica rank, is leader) of global trainer ``rank``: replicas are consecutive blocks of
+    :func:`ranks_per_replica` ranks (as verl's vLLM adapter numbers them), the block's first rank pushes weights."""
+    per_replica = ranks_per_replica(device_mesh)
+    return rank // per_replica, rank % per_replica == 0
+
+
 class HFServerAdapter(BaseRollout):
     """The trainer-side half: pushes the actor's weights into the generation server after each step."""
 
     def __init__(self, config, model_config, device_mesh, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, model_config, device_mesh)
         if torch.distributed.is_initialized():
-            self.replica_rank = torch.distributed.get_rank() // device_mesh.size()
-            self.is_leader = torch.distributed.get_rank() % device_mesh.size() == 0
+            self.replica_rank, self.is_leader = replica_position(torch.distributed.get_rank(), device_mesh)
         else:
             self.replica_rank, self.is_leader = 0, True
+        logger.info("hf rollout adapter: rank %s -> replica %d (leader: %s)",
+                    torch.distributed.get_rank() if torch.distributed.is_initialized() else 0,
+                    self.replica_rank, self.is_leader)
 
     async def resume(self, tags: list[str]) -> None: ...
 
