@@ -25,7 +25,8 @@ def test_parse_completion_joins_split_reasoning():
     text, finish, p, c = parse_completion(body)
     assert text == "<think>\n2+2\n</think>\n\nTherefore, the answer is 4."
     assert finish == "length" and p == 12 and c is None  # 0 means "not counted"
-    assert parse_completion({"choices": [{"message": {"content": None}}]})[0] == ""
+    # content: null is no answer (a reasoning parser's reply when the model never finished thinking), not ""
+    assert parse_completion({"choices": [{"message": {"content": None}}]})[0] is None
     for bad in ({}, {"choices": []}, {"choices": [{"text": "x"}]}, [1]):
         with pytest.raises(ValueError):
             parse_completion(bad)

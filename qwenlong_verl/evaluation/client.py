@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from qwenlong_verl.config import check_fields, option
-from qwenlong_verl.io_safety import redact_url, redact_url_text
+from qwenlong_verl.io_safety import redact_url, redact_url_text, scrub_text
 from qwenlong_verl.openai_client import OpenAIChatTransport, RequestFailed, RetryPolicy, chat_completions_url
 
 logger = logging.getLogger(__name__)
@@ -64,13 +64,20 @@ class Completion:
     prompt_tokens: int | None
     completion_tokens: int | None
     attempts: int
+    replaced_chars: int = 0  # lone surrogates (half an emoji) in the reply, replaced by U+FFFD
 
 
-def parse_completion(payload: Any) -> tuple[str, str | None, int | None, int | None]:
+class NoContent(ValueError):
+    """The reply holds no answer text (``content: null``)."""
+
+
+def parse_completion(payload: Any) -> tuple[str | None, str | None, int | None, int | None]:
     """(text, finish_reason, prompt_tokens, completion_tokens) of a chat-completion body; ValueError if malformed.
 
     vLLM with ``--reasoning-parser`` moves the thinking into ``reasoning_content`` (newer: ``reasoning``); the
-    scorer needs the ``</think>`` marker, so the two are joined back as the model wrote them.
+    scorer needs the ``</think>`` marker, so the two are joined back as the model wrote them. ``content: null`` (what
+    those parsers send when the model never finished its reasoning) gives text None: no answer at all, which the
+    caller must count as a failed sample, not score as a wrong answer.
     """
     if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list) or not payload["choices"]:
         raise ValueError(f"no choices in response: {str(payload)[:200]!r}")
@@ -78,7 +85,9 @@ def parse_completion(payload: Any) -> tuple[str, str | None, int | None, int | N
     message = choice.get("message") if isinstance(choice, dict) else None
     if not isinstance(message, dict):
         raise ValueError(f"no message in choice: {str(choice)[:200]!r}")
-    content = message.get("content") or ""
+    content = message.get("content")
+    if content is None:
+        return None, choice.get("finish_reason"), None, None
     if not isinstance(content, str):
         raise ValueError(f"message content is not text: {str(content)[:200]!r}")
     reasoning = message.get("reasoning_content") or message.get("reasoning")
@@ -142,4 +151,11 @@ class ChatClient:
             raise ChatRequestError(f"{redact_url(o.url)}: gave up after {o.max_retries + 1} attempts; last error: "
                                    f"{redact_url_text(what)}", retryable=True) from None
         text, finish, p_tok, c_tok = reply.value
-        return Completion(text, finish, p_tok, c_tok, reply.attempts)
+        if text is None:
+            raise ChatRequestError(
+                f"{redact_url(o.url)} replied with content: null (finish_reason {finish!r}): no answer text, so the "
+                "sample is failed, not scored as wrong. A vLLM reasoning parser does this when the model never "
+                "finished its reasoning: raise --max-tokens, or serve without --reasoning-parser", retryable=False)
+        # half an emoji (a lone surrogate) breaks the tokenizer and the judge's JSON request: replaced once, here
+        text, replaced = scrub_text(text)
+        return Completion(text, finish, p_tok, c_tok, reply.attempts, replaced)

@@ -27,7 +27,7 @@ from qwenlong_verl.config import check_fields, option
 from qwenlong_verl.evaluation.client import ChatClient, ChatRequestError, Completion
 from qwenlong_verl.evaluation.data import PROMPT_TEMPLATE, EvalDataError, EvalRow
 from qwenlong_verl.evaluation.report import build_report, write_report
-from qwenlong_verl.evaluation.store import GenerationStore, Key
+from qwenlong_verl.evaluation.store import GENERATIONS, GenerationStore, Key
 from qwenlong_verl.evaluation.truncation import MiddleTruncator, Truncated
 from qwenlong_verl.io_safety import redact_url, redact_url_text
 
@@ -192,24 +192,58 @@ class _PromptCache:
         self.tasks.clear()
 
 
+JUDGE_FIELDS = ("judge_score", "judge_called", "judge_failed", "judge_parse_failed", "judge_cached",
+                "judge_latency_s", "judge_error")
+
+
+def keep_earlier_verdict(old: Mapping[str, Any], new: dict[str, Any]) -> bool:
+    """A re-score whose judge call failed must not erase the verdict the judge gave before (a 1.0 became 0.0 when
+    the judge was down during ``--rescore``). When ``old`` holds a verdict and ``new`` has none, ``new`` takes the
+    earlier judge fields and its score becomes max(new rule score, earlier judge score) again; the failed re-ask is
+    noted in ``rescore_judge_error``. Returns whether the earlier verdict was kept."""
+    had_verdict = bool(old.get("judge_called")) and not old.get("judge_failed") and old.get("judge_score") is not None
+    if not (had_verdict and new.get("judge_failed")):
+        return False
+    new["rescore_judge_error"] = new.get("judge_error") or "no verdict"
+    for name in JUDGE_FIELDS:
+        if name in old:
+            new[name] = old[name]
+    new["judge_failed"] = False
+    new["score"] = max(float(new.get("rule_score") or 0.0), float(old["judge_score"]))
+    new["acc"] = 1.0 if new["score"] >= 1.0 else 0.0
+    new["correct"] = bool(new["acc"])
+    return True
+
+
 async def _rescore(records: dict[Key, dict[str, Any]], rows: Mapping[str, EvalRow], scorer: Scorer,
-                   concurrency: int, progress: bool) -> None:
+                   concurrency: int, progress: bool) -> int:
+    """Score ``records`` again in place; returns how many kept their earlier verdict (the judge failed now)."""
     from tqdm.auto import tqdm
 
     sem = asyncio.Semaphore(concurrency)
     bar = tqdm(total=len(records), desc="rescore", unit="sample", disable=not progress)
+    kept = 0
 
     async def one(rec: dict[str, Any]) -> None:
+        nonlocal kept
         row = rows[rec["id"]]
         async with sem:
-            rec.update(score_fields(await scorer.score(row.data_source, row.question, rec["response"],
-                                                       ground_truth(row))))
+            new = score_fields(await scorer.score(row.data_source, row.question, rec["response"], ground_truth(row)))
+        if keep_earlier_verdict(rec, new):
+            kept += 1
+        else:
+            rec.pop("rescore_judge_error", None)
+        rec.update(new)
         bar.update(1)
 
     try:
         await asyncio.gather(*(one(r) for r in records.values()))
     finally:
         bar.close()
+    if kept:
+        logger.warning("the judge failed on %d re-scored sample(s); their earlier verdicts were kept "
+                       "(rescore_judge_error in %s); rerun --rescore when the judge answers", kept, GENERATIONS)
+    return kept
 
 
 async def run_eval(
@@ -318,6 +352,7 @@ async def run_eval(
             "response_tokens": resp_tokens,
             "attempts": comp.attempts,
             "latency_s": round(latency, 3),
+            **({"replaced_chars": comp.replaced_chars} if comp.replaced_chars else {}),
             **scored,
         }
 
@@ -335,6 +370,7 @@ async def run_eval(
                 logger.error("id=%s sample=%d failed: %s", row.id, sample, exc)
             else:
                 store.append(rec)  # no await between here and the flush: lines never interleave
+                store.replaced_chars += rec.get("replaced_chars", 0)
                 rec.pop("response")  # the report needs only the scores
                 new[(row.id, sample)] = rec
                 correct += rec["correct"]
