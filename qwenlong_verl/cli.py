@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from qwenlong_verl.io_safety import install_stream_redaction
+
+    install_stream_redaction()  # before argparse: its errors quote the arguments (URLs with passwords, keys)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

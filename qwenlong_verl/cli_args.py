@@ -56,6 +56,17 @@ nonneg_float = _ranged(float, lambda v: v >= 0, "a number >= 0")
 unit_interval = _ranged(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
+def bounded_int(low: int, high: int):
+    """An argparse type: an integer in [low, high]. Every count a user gives (requests in flight, retries, rows) has
+    an upper bound: a typo such as ``--judge-concurrency 100000`` must be refused, not open 100000 sockets."""
+    return _ranged(int, lambda v: low <= v <= high, f"an integer from {low} to {high}")
+
+
+def bounded_float(low: float, high: float):
+    """An argparse type: a finite number in [low, high] (timeouts, fractions)."""
+    return _ranged(float, lambda v: low <= v <= high, f"a number from {low:g} to {high:g}")
+
+
 def positive_ints(text: str) -> list[int]:
     """``20000,60000``: comma-separated positive integers (phase bounds; their order is checked by the command)."""
     parts = [x.strip() for x in text.split(",")]
@@ -107,14 +118,19 @@ def http_url(text: str) -> str:
     """An http(s) URL with a host (``http://127.0.0.1:8000/v1``); a typo such as ``not-a-url`` is refused."""
     from urllib.parse import urlsplit
 
+    from qwenlong_verl.io_safety import redact, redact_url
+
+    shown = redact_url(text)  # never echo a password: urlsplit's own message quotes the netloc, user info and all
     try:
         parts = urlsplit(text.strip())
         _ = parts.port  # raises ValueError for a non-numeric port
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a valid URL ({exc}): {text!r}") from None
+        why = "the port is not a number, or user info holds a ':' or '@' that is not %-escaped" if "@" in text \
+            else redact(str(exc))
+        raise argparse.ArgumentTypeError(f"not a valid URL ({why}): {shown!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL with a host, e.g. "
-                                         f"http://127.0.0.1:8000/v1, got {text!r}")
+                                         f"http://127.0.0.1:8000/v1, got {shown!r}")
     return text.strip()
 
 

@@ -14,6 +14,7 @@ at all: training never stops because of the judge, so a bad judge URL silently g
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -174,30 +175,51 @@ def models_url(base_url: str) -> str:
     return base + "/models"
 
 
-def probe_server(base_url: str, timeout_s: float = 3.0) -> str | None:
-    """Why an OpenAI-compatible server at ``base_url`` (``.../v1``) cannot be reached, or None when it answers.
-    Any HTTP answer counts (an auth error or a 404 from a server without ``/models`` still shows a server is there);
-    a refused connection, an unknown host or a timeout is the reason returned. One ``GET``, no model work."""
+def get_models(base_url: str, timeout_s: float = 3.0, api_key: str | None = None) -> tuple[str | None, list[str]]:
+    """``GET <base_url>/models`` on an OpenAI-compatible server: (why it cannot be reached or None, the model ids it
+    lists). Any HTTP answer counts as reachable (an auth error or a 404 from a server without ``/models`` still shows
+    a server is there). The route is the judge client's: proxies from the environment are never used (a proxy would
+    otherwise receive the URL's user:password), and URL user info is sent as basic auth, as httpx does. The reason
+    returned never holds a credential."""
     import base64
     import urllib.error
     import urllib.request
     from urllib.parse import unquote, urlsplit, urlunsplit
 
-    parts = urlsplit(models_url(base_url))
-    headers = {}
-    if parts.username is not None:  # urllib takes user:pw@ for part of the host name: send it as basic auth
-        user_pw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(user_pw).decode()
-        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
-        parts = parts._replace(netloc=host + (f":{parts.port}" if parts.port else ""))
+    from qwenlong_verl.io_safety import redact
+
     try:
+        parts = urlsplit(models_url(base_url))
+        headers = {}
+        if parts.username is not None:  # urllib takes user:pw@ for part of the host name: send it as basic auth
+            user_pw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(user_pw).decode()
+            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
+            parts = parts._replace(netloc=host + (f":{parts.port}" if parts.port else ""))
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         request = urllib.request.Request(urlunsplit(parts), method="GET", headers=headers)
-        with urllib.request.urlopen(request, timeout=timeout_s):
-            return None
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy, like the judge client
+        with opener.open(request, timeout=timeout_s) as resp:
+            raw = resp.read()
     except urllib.error.HTTPError:
-        return None  # a server answered
+        return None, []  # a server answered
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return str(getattr(exc, "reason", exc))
+        return redact(str(getattr(exc, "reason", exc))), []
+    try:
+        payload = json.loads(raw or b"{}")
+    except ValueError:
+        return None, []
+    data = payload.get("data") if isinstance(payload, dict) else None
+    ids = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data, list) \
+        else []
+    return None, ids
+
+
+def probe_server(base_url: str, timeout_s: float = 3.0) -> str | None:
+    """Why an OpenAI-compatible server at ``base_url`` (``.../v1``) cannot be reached, or None when it answers
+    (:func:`get_models`: one ``GET``, no model work, no proxy)."""
+    return get_models(base_url, timeout_s)[0]
 
 
 def probe_judge(config: Any, timeout_s: float = 3.0) -> None:

@@ -256,11 +256,14 @@ class OpenAIChatTransport:
                 self._free[i] += 1
         status = resp.status_code
         if status >= 300:
-            text = raw.decode("utf-8", "replace")
-            raise AttemptError(f"http {status}", repr(raw[:200]), retryable=is_retryable_status(status),
-                               status=status, text=text)
+            # a server's error body may echo the request, Authorization header included: masked here, at the
+            # source, so no log line, stderr message, scored row or report can carry it
+            text = redact_url_text(raw.decode("utf-8", "replace"))
+            raise AttemptError(f"http {status}", repr(text[:200]),
+                               retryable=is_retryable_status(status), status=status, text=text)
         try:
             return parse(json.loads(raw))
         except (ValueError, KeyError, IndexError, TypeError) as exc:  # JSONDecodeError is a ValueError
-            detail = repr(raw[:200]) if isinstance(exc, json.JSONDecodeError) else str(exc)[:300]
+            detail = (repr(redact_url_text(raw.decode("utf-8", "replace"))[:200])
+                      if isinstance(exc, json.JSONDecodeError) else redact_url_text(str(exc))[:300])
             raise AttemptError("bad body", detail, retryable=True) from exc

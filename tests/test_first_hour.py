@@ -217,3 +217,18 @@ def test_a_symlinked_output_keeps_its_link(tmp_path):
     write_text(link, "new")
     assert link.is_symlink() and real.read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["link.json", "real.json"]
+
+
+# -- nothing leaked ------------------------------------------------------------------------------------------------
+
+
+def test_preflight_masks_credentials_on_stdout_and_in_its_json(small_run, tmp_path):
+    """A misspelt override carrying a key is quoted back by Hydra's error: stdout and --json show it masked."""
+    report = tmp_path / "preflight.json"
+    proc = _cli("preflight", "--no-network", "--json", str(report), *small_run,
+                "trainer.wandb_api_key=wk-s3cret-77",  # no '+': Hydra refuses it and quotes the override
+                "qwenlong.judge.base_url=http://alice:pw-s3cret@judge.example:8000/v1")
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "wandb_api_key" in proc.stdout  # the finding is there...
+    for text in (proc.stdout, proc.stderr, report.read_text()):
+        assert "s3cret" not in text  # ...without the key or the password

@@ -19,12 +19,14 @@ import json
 import logging
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from qwenlong_verl.cli_args import bounded_float, bounded_int, http_url
+
 logger = logging.getLogger(__name__)
+
+MAX_CONCURRENCY = 1024  # requests in flight: more only exhausts sockets and the judge's queue
 
 
 @dataclass(frozen=True)
@@ -115,25 +117,16 @@ class EndpointUnreachable(RuntimeError):
 
 def probe(base_url: str, timeout_s: float, api_key: str | None = None) -> list[str]:
     """The model ids the endpoint serves (``GET /models``); [] when it answers without a list (some servers have
-    no such route). Raises :class:`EndpointUnreachable` when nothing answers."""
-    url = base_url.rstrip("/")
-    if url.endswith("/chat/completions"):
-        url = url[: -len("/chat/completions")]
-    req = urllib.request.Request(url + "/models", headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
-    try:
-        # no proxy from the environment, like the judge client (qwenlong_verl.openai_client)
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=timeout_s) as resp:
-            payload = json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError:
-        return []  # it answered: a server without /models, or one that wants another key
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise EndpointUnreachable(f"{url}: {reason}") from exc
-    except ValueError:
-        return []
-    data = payload.get("data") if isinstance(payload, dict) else None
-    return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data,
-                                                                                                         list) else []
+    no such route). Raises :class:`EndpointUnreachable` when nothing answers. The probe takes the judge client's
+    route (:func:`~qwenlong_verl.config_checks.get_models`: no proxy, URL user info as basic auth), so a URL with
+    credentials works here exactly as it does in training."""
+    from qwenlong_verl.config_checks import get_models, models_url
+    from qwenlong_verl.io_safety import redact_url
+
+    reason, ids = get_models(base_url, timeout_s, api_key)
+    if reason is not None:
+        raise EndpointUnreachable(f"{redact_url(models_url(base_url).removesuffix('/models'))}: {reason}")
+    return ids
 
 
 async def run_mode(base_url: str, model: str, mode: str, cases: tuple[Case, ...] = CASES, timeout_s: float = 60.0,
@@ -190,17 +183,19 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "judge-check", help="send known equivalent / non-equivalent answer pairs to a judge endpoint and report",
         description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("--url", default="http://127.0.0.1:8000/v1",
+    p.add_argument("--url", default="http://127.0.0.1:8000/v1", type=http_url,
                    help="OpenAI base URL of the judge (default %(default)s, what `vllm serve ... --port 8000` gives)")
     p.add_argument("--model", default=None,
                    help="model name to send (default: the first one the server lists, else "
                         "Qwen/Qwen2.5-1.5B-Instruct)")
     p.add_argument("--mode", choices=["generate", "logprob", "both"], default="both")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--timeout", type=bounded_float(0.1, 3600.0), default=60.0,
+                   help="seconds per request, 0.1 to 3600 (60)")
+    p.add_argument("--concurrency", type=bounded_int(1, MAX_CONCURRENCY), default=16,
+                   help=f"requests in flight, 1 to {MAX_CONCURRENCY} (16)")
     p.add_argument("--api-key-env", default="QWENLONG_JUDGE_API_KEY",
                    help="env var holding the judge's API key (none sent if unset)")
-    p.add_argument("--min-accuracy", type=float, default=None, metavar="FRACTION",
+    p.add_argument("--min-accuracy", type=bounded_float(0.0, 1.0), default=None, metavar="FRACTION",
                    help="exit 1 when a mode's accuracy is below this (e.g. 0.9)")
     p.add_argument("--show-wrong", action="store_true", help="print every case a mode got wrong or failed")
     p.add_argument("--json", dest="json_out", metavar="PATH", help="write the reports as JSON; '-' for stdout")
@@ -210,6 +205,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from qwenlong_verl.io_safety import check_output, redact_url, redact_value, write_text
+
+    if args.json_out and args.json_out != "-":
+        check_output(args.json_out, option="--json")
+    shown = redact_url(args.url)  # the URL as a person or a file may see it: no user info, no key
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     try:
         served = probe(args.url, min(args.timeout, 10.0), api_key)
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     modes = ["generate", "logprob"] if args.mode == "both" else [args.mode]
     out = sys.stderr if args.json_out == "-" else sys.stdout
     n_eq = sum(c.equivalent for c in CASES)
-    print(f"judge-check: {len(CASES)} pairs ({n_eq} equivalent, {len(CASES) - n_eq} not) -> {args.url} "
+    print(f"judge-check: {len(CASES)} pairs ({n_eq} equivalent, {len(CASES) - n_eq} not) -> {shown} "
           f"model {model}", file=out)
     reports = [asyncio.run(run_mode(args.url, model, mode, CASES, args.timeout, args.concurrency,
                                     args.api_key_env)) for mode in modes]
@@ -232,15 +232,14 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  [{r.mode}] {w['kind']}: {w['answer']!r} vs {w['gold']!r} (equivalent={w['equivalent']}) "
                       f"-> {w.get('verdict')} {w.get('error') or ''}".rstrip(), file=out)
     if args.json_out:
-        text = json.dumps({"url": args.url, "model": model, "cases": len(CASES),
-                           "modes": {r.mode: r.as_dict() for r in reports}}, indent=2)
+        text = json.dumps(redact_value({"url": shown, "model": model, "cases": len(CASES),
+                                        "modes": {r.mode: r.as_dict() for r in reports}}), indent=2)
         if args.json_out == "-":
             print(text)
         else:
-            with open(args.json_out, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
+            write_text(args.json_out, text + "\n")  # atomically: a complete report or the old file
     if all(r.transport_failures == r.cases for r in reports):
-        print(f"judge-check: every request to {args.url} failed ({reports[0].wrong[0].get('error')}); check the "
+        print(f"judge-check: every request to {shown} failed ({reports[0].wrong[0].get('error')}); check the "
               "URL, the model name (--model) and the server log", file=sys.stderr)
         return 1
     if args.min_accuracy is not None and any(r.accuracy < args.min_accuracy for r in reports):

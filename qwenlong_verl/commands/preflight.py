@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     n_warn = sum(f.level == "warning" for f in report.findings)
     print(f"\npreflight: {n_err} error(s), {n_warn} warning(s)" + ("" if n_err else ": main_ppo should start"))
     if args.json:
-        from qwenlong_verl.io_safety import write_text
+        from qwenlong_verl.io_safety import redact_value, write_text
 
-        payload = {"ok": report.ok, "summary": s, "findings": [f.to_dict() for f in report.findings]}
+        payload = redact_value({"ok": report.ok, "summary": s, "findings": [f.to_dict() for f in report.findings]})
         write_text(args.json, json.dumps(payload, indent=1, default=str) + "\n")
     sys.stdout.flush()
     return 0 if report.ok else 1

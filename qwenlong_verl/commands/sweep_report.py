@@ -247,9 +247,11 @@ def plot_rewards(report: Mapping[str, Any], path: Path) -> Path:
 
 
 def write_report(sweep_dir: Path, out_dir: Path, plot: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
-    from qwenlong_verl.io_safety import atomic_path, redact_url_text, write_text
+    from qwenlong_verl.io_safety import atomic_path, redact_url_text, redact_value, write_text
 
-    report = build_report(sweep_dir)
+    # credentials masked once, here: the swept overrides (+trainer.wandb_api_key=..., a judge URL with a password)
+    # reach the JSON, the markdown, the plot's legend and stdout from this one value
+    report = redact_value(build_report(sweep_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"md": str(out_dir / REPORT_MD), "json": str(out_dir / REPORT_JSON)}
     # each file whole or not at all; no URL credentials (a judge URL may be a swept override)
