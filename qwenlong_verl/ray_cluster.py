@@ -103,3 +103,58 @@ def avoid_stale_cluster(address: Any) -> str | None:
                f"silence this, remove {stale[0]} once no `ray start` of yours runs on this machine.")
     logger.warning(message)
     return message
+
+
+def wait_for_nodes(address: str, nodes: int, timeout_s: float) -> int:
+    """Block until the Ray cluster at ``address`` has ``nodes`` live nodes; returns how many it has (fewer on
+    timeout). The SLURM set-up waits on this instead of sleeping blindly: a node whose ``ray start`` failed stops
+    the job with a message, instead of a driver waiting for resources until the job's time limit."""
+    import time
+
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    alive = 0
+    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    try:
+        while True:
+            alive = sum(1 for n in ray.nodes() if n.get("Alive"))
+            if alive >= nodes or time.monotonic() >= deadline:
+                return alive
+            time.sleep(1.0)
+    finally:
+        ray.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m qwenlong_verl.ray_cluster --address HOST:PORT --nodes N [--timeout S]``: exit 0 once the cluster
+    has N live nodes, 1 (with what to check) if it does not within S seconds or cannot be reached."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m qwenlong_verl.ray_cluster", description=main.__doc__)
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="HEAD:PORT (default: $RAY_ADDRESS)")
+    p.add_argument("--nodes", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=120.0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.address:
+        logger.error("qwenlong-verl: --address (or RAY_ADDRESS) is needed: the head's HOST:PORT")
+        return 1
+    try:
+        alive = wait_for_nodes(args.address, args.nodes, args.timeout)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is reported the same way
+        logger.error("qwenlong-verl: cannot reach the Ray head at %s (%s: %s): did `ray start --head` start there? "
+                     "(its log: the job's output; is `ray` on PATH on that node?)", args.address,
+                     type(exc).__name__, exc)
+        return 1
+    if alive < args.nodes:
+        logger.error("qwenlong-verl: the Ray cluster at %s has %d of %d nodes after %.0f s: a `ray start --address` "
+                     "failed or cannot reach the head (firewall? the same Ray version and venv on every node?)",
+                     args.address, alive, args.nodes, args.timeout)
+        return 1
+    logger.info("qwenlong-verl: Ray cluster at %s: %d nodes", args.address, alive)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

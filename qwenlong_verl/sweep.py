@@ -85,6 +85,34 @@ def register_resolver() -> None:
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, in_job_dir)
     register_own_ray_resolver()  # ${qwenlong.own_ray:...} of the CPU overlay: null when joining a Ray cluster
+    if not OmegaConf.has_resolver(BIN_DIR_RESOLVER):
+        OmegaConf.register_new_resolver(BIN_DIR_RESOLVER, bin_dir)
+    if not OmegaConf.has_resolver(SLURM_GPUS_RESOLVER):
+        OmegaConf.register_new_resolver(SLURM_GPUS_RESOLVER, slurm_gpus)
+
+
+BIN_DIR_RESOLVER = "qwenlong.bin_dir"
+SLURM_GPUS_RESOLVER = "qwenlong.slurm_gpus"
+
+
+def bin_dir() -> str:
+    """``${qwenlong.bin_dir:}``: the folder of this Python's scripts (``ray``, ``qwenlong-verl``). The SLURM set-up
+    puts it first on PATH, so the ``ray start`` of every node is the submitting environment's (a batch shell without
+    the venv started no Ray, and the driver then waited for one until the job's time limit)."""
+    import sys
+
+    return os.path.dirname(sys.executable)
+
+
+def slurm_gpus(gpus: Any, *, _root_: Any = None) -> Any:
+    """``${qwenlong.slurm_gpus:N}``: SLURM's ``--gpus-per-node`` of a job: N, or null for the CPU backend
+    (``qwenlong.backend=cpu``: a partition without GPUs rejects any GPU request; the CPU ranks are processes)."""
+    if _root_ is not None:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.select(_root_, "qwenlong.backend", default=None) == "cpu":
+            return None
+    return gpus
 
 
 def is_multirun(config: Any) -> bool:

@@ -142,8 +142,24 @@ def test_slurm_overlay_composes_into_a_valid_submitit_sbatch(tmp_path, monkeypat
     assert "export RAY_ADDRESS=" in setup
     # the per-job folder reaches Ray nodes started before the driver: job n is array task n of the sweep folder
     assert f"export QWENLONG_JOB_DIR={tmp_path / 'sweep'}/$SLURM_ARRAY_TASK_ID" in setup
+    # every node runs the submitting venv's `ray`, each Ray node of the job is waited for (no blind sleep: a failed
+    # `ray start` used to leave the driver waiting until the time limit), the job's own port and Ray temp dir
+    assert f'export PATH="{os.path.dirname(sys.executable)}:$PATH"' in setup
+    assert 'python -m qwenlong_verl.ray_cluster --nodes "$SLURM_JOB_NUM_NODES" --timeout 180 || exit 1' in setup
+    assert "--temp-dir=$qwenlong_ray_tmp" in setup and "sleep" not in setup
     proc = subprocess.run(["bash", "-n"], input=sbatch, text=True, capture_output=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_slurm_sweep_asks_no_gpus_for_the_cpu_backend():
+    """A GPU-less partition rejects --gpus-per-node: the CPU overlay's jobs ask for none, GPU recipes for theirs."""
+    from hydra.utils import instantiate
+
+    cpu = instantiate(_compose(["+recipe=qwenlong_phase1", "+qwenlong_env=cpu", "+qwenlong_sweep=slurm",
+                                "trainer.n_gpus_per_node=2"]).hydra.launcher)
+    assert cpu.params["gpus_per_node"] is None
+    gpu = instantiate(_compose(["+recipe=qwenlong_phase1", "+qwenlong_sweep=slurm"]).hydra.launcher)
+    assert gpu.params["gpus_per_node"] == 8
 
 
 # ---------------------------------------------------------------------------------------------------------------

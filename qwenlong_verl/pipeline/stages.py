@@ -373,12 +373,12 @@ def rl_command(o: PipelineOptions, phase: int, *, train: str, val: str, model: s
         args.append(f"++qwenlong.judge.base_url={judge_url}")
         if o.judge_model:
             args.append(f"++qwenlong.judge.model={o.judge_model}")
-    if not o.cpu:
-        args += [f"trainer.n_gpus_per_node={o.nproc_per_node}", f"trainer.nnodes={o.nnodes}"]
-        if metrics is not None:
-            # verl's file logger runs in the TaskRunner, on any node of a Ray cluster: the driver's environment
-            # does not reach it there, verl's runtime_env does.
-            args.append(f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics}")
+    # CPU mode too (the demo's 1 x 1 by default): a CPU run on a Ray cluster has its ranks on several nodes
+    args += [f"trainer.n_gpus_per_node={o.nproc_per_node}", f"trainer.nnodes={o.nnodes}"]
+    if metrics is not None:
+        # verl's file logger runs in the TaskRunner, on any node of a Ray cluster: the driver's environment
+        # does not reach it there, verl's runtime_env does (CPU mode included: --ray-address lost the metrics).
+        args.append(f"++ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics}")
     if o.ray_address:
         args.append(f"+ray_kwargs.ray_init.address={o.ray_address}")
     return args + o.stage_overrides(f"phase{phase}")
