@@ -8,6 +8,8 @@ there is one library (httpx), one retry policy and one way of handling keys, lim
   (``httpx.AsyncHTTPTransport(retries=max_retries)``, httpcore's backoff). Everything after the connection, which
   httpx does not retry, is retried here with exponential backoff and ±25% jitter (``backoff_s * 2**k``, at most
   ``max_backoff_s``): a timeout, a dropped connection, HTTP 408/409/429/5xx, and a body that is not a valid reply.
+  A ``Retry-After`` header on an HTTP error is honoured (the next attempt waits at least that long, up to
+  :data:`MAX_RETRY_AFTER_S`).
   Any other HTTP status (a prompt over the context, a wrong model name, a 404) fails at once.
 * **Timeouts**: ``timeout_s`` bounds one attempt from connect to the last byte (0: none); ``connect_timeout_s`` bounds
   establishing the connection.
@@ -51,6 +53,7 @@ T = TypeVar("T")
 
 RETRY_STATUS = frozenset({408, 409, 429})  # and every 5xx
 CONNECTIONS_PER_POOL = 4  # see the module docstring (Limits)
+MAX_RETRY_AFTER_S = 120.0  # a server's Retry-After is honoured up to this (a longer wait is a failed request)
 
 
 def chat_completions_url(endpoint: str, *, add_v1: bool = False) -> str:
@@ -68,6 +71,29 @@ def chat_completions_url(endpoint: str, *, add_v1: bool = False) -> str:
 def _ssl_context() -> ssl.SSLContext:
     """httpx's default verifying context, made once: each transport would otherwise load the CA bundle (~40 ms)."""
     return httpx.create_ssl_context()
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date; RFC 9110 §10.2.3), or None when
+    absent or unreadable. A 429/503 that says when to come back is retried no sooner: retrying earlier only adds
+    load to an overloaded judge."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    import email.utils
+    import time
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def is_retryable_status(status: int) -> bool:
@@ -93,8 +119,9 @@ class AttemptError(Exception):
     ``bad body``); ``str()`` is ``"<kind>: <detail>"``; ``retryable`` says whether another attempt may help."""
 
     def __init__(self, kind: str, detail: str, *, retryable: bool, status: int | None = None, text: str = "",
-                 retry_here: bool | None = None) -> None:
+                 retry_here: bool | None = None, retry_after: float | None = None) -> None:
         super().__init__(f"{kind}: {detail}")
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After), if it said
         self.kind = kind
         self.detail = detail
         self.retryable = retryable
@@ -214,7 +241,10 @@ class OpenAIChatTransport:
         last: AttemptError | None = None
         for attempt in range(self.retry.max_retries + 1):
             if attempt:
-                await asyncio.sleep(self.retry.delay(attempt, self._rng))
+                delay = self.retry.delay(attempt, self._rng)
+                if last is not None and last.retry_after is not None:  # the server said how long: never sooner
+                    delay = max(delay, min(last.retry_after, MAX_RETRY_AFTER_S))
+                await asyncio.sleep(delay)
             if on_attempt is not None:
                 on_attempt(attempt)
             try:
@@ -260,7 +290,8 @@ class OpenAIChatTransport:
             # source, so no log line, stderr message, scored row or report can carry it
             text = redact_url_text(raw.decode("utf-8", "replace"))
             raise AttemptError(f"http {status}", repr(text[:200]),
-                               retryable=is_retryable_status(status), status=status, text=text)
+                               retryable=is_retryable_status(status), status=status, text=text,
+                               retry_after=parse_retry_after(resp.headers.get("Retry-After")))
         try:
             return parse(json.loads(raw))
         except (ValueError, KeyError, IndexError, TypeError) as exc:  # JSONDecodeError is a ValueError

@@ -18,22 +18,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from qwenlong_verl.cli_args import (
     CommandError,
+    bounded_float,
+    bounded_int,
     http_url,
     nonneg_float,
     nonneg_int,
-    positive_float,
     positive_int,
     unit_interval,
 )
 
 logger = logging.getLogger("qwenlong_verl.eval")
+
+# bounds of the counts a user gives: a typo (--concurrency 100000) is refused instead of exhausting sockets
+MAX_IN_FLIGHT = 1024
+MAX_RETRIES = 20
+MAX_SAMPLES = 1024
 
 
 def _positive_ints(text: str) -> list[int]:
@@ -56,9 +64,12 @@ def register(subparsers: Any) -> None:
     g.add_argument("--model", required=True, help="model name the server knows (vLLM: the served model path/name)")
     g.add_argument("--api-key-env", default=None, metavar="NAME",
                    help="send the value of env var NAME as the server's API key (default: no key is sent)")
-    g.add_argument("--concurrency", type=positive_int, default=32, help="generation requests in flight at most (32)")
-    g.add_argument("--timeout", type=positive_float, default=1800.0, help="seconds per request, > 0 (1800)")
-    g.add_argument("--max-retries", type=nonneg_int, default=4, help="retries of a failed request (4)")
+    g.add_argument("--concurrency", type=bounded_int(1, MAX_IN_FLIGHT), default=32,
+                   help=f"generation requests in flight at most, 1 to {MAX_IN_FLIGHT} (32)")
+    g.add_argument("--timeout", type=bounded_float(0.001, 86400.0), default=1800.0,
+                   help="seconds per request, > 0 and at most a day (1800)")
+    g.add_argument("--max-retries", type=bounded_int(0, MAX_RETRIES), default=4,
+                   help=f"retries of a failed request, 0 to {MAX_RETRIES} (4)")
     g.add_argument("--retry-backoff", type=nonneg_float, default=1.0,
                    help="seconds before the first retry; doubles with each retry (1.0)")
     g = p.add_argument_group("data and output")
@@ -75,7 +86,8 @@ def register(subparsers: Any) -> None:
     g.add_argument("--max-tokens", type=positive_int, default=10_000, help="max output tokens (10000)")
     g.add_argument("--temperature", type=nonneg_float, default=0.7)
     g.add_argument("--top-p", type=unit_interval, default=0.95)
-    g.add_argument("-n", "--n-samples", type=positive_int, default=1, help="samples per row (pass@k for k <= n)")
+    g.add_argument("-n", "--n-samples", type=bounded_int(1, MAX_SAMPLES), default=1,
+                   help=f"samples per row, 1 to {MAX_SAMPLES} (pass@k for k <= n)")
     g.add_argument("--pass-k", type=_positive_ints, default=None, help="k values, e.g. 1,2,16 (default 1,2,4..n)")
     g.add_argument("--seed", type=int, default=None, help="per-request seed = SEED + sample index (vLLM)")
     g = p.add_argument_group("scoring")
@@ -83,7 +95,8 @@ def register(subparsers: Any) -> None:
     g.add_argument("--judge-model", default=None, help="judge model name (paper eval: DeepSeek-V3)")
     g.add_argument("--judge-api-key-env", default=None, metavar="NAME",
                    help="send the value of env var NAME as the judge's API key (default: none)")
-    g.add_argument("--judge-concurrency", type=positive_int, default=16, help="judge requests in flight at most (16)")
+    g.add_argument("--judge-concurrency", type=bounded_int(1, MAX_IN_FLIGHT), default=16,
+                   help=f"judge requests in flight at most, 1 to {MAX_IN_FLIGHT} (16)")
     g.add_argument("--family", action="append", default=[], metavar="DATA_SOURCE=FAMILY",
                    help="rule family (qa, math, choice) of a data_source the scorer does not know; repeatable")
     g.add_argument("--default-family", default=None, choices=("qa", "math", "choice"),
@@ -238,12 +251,45 @@ def check_servers_answer(args: argparse.Namespace) -> None:
                                "rule alone", exit_code=1)
 
 
-def run(args: argparse.Namespace) -> int:
-    from qwenlong_verl.evaluation.data import EvalDataError
-    from qwenlong_verl.evaluation.store import EvalStoreError
+LOCK_FILE = ".eval.lock"
 
+
+@contextlib.contextmanager
+def out_dir_lock(out: str) -> Iterator[None]:
+    """Hold ``<out>/.eval.lock`` (an exclusive ``flock``) for the whole run. Two evals on one ``--out`` would each
+    ask for every missing sample (every request twice) and interleave their appends; the second is refused at once,
+    naming the first's pid. The kernel drops the lock when the holder dies, so a killed run never blocks the next."""
+    import fcntl
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            raise CommandError(f"--out {out!r} is in use by another qwenlong-verl eval (pid {holder}): wait for it "
+                               "to finish (it saves every sample; a rerun then resumes), or give another --out",
+                               exit_code=2) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out, args.data)
     check_servers_answer(args)
+    with out_dir_lock(args.out):
+        return _run_locked(args)
+
+
+def _run_locked(args: argparse.Namespace) -> int:
+    from qwenlong_verl.evaluation.data import EvalDataError
+    from qwenlong_verl.evaluation.store import EvalStoreError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # one INFO line per request (URL credentials masked by the CLI's log redaction): only with -v

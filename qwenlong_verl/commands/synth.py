@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from qwenlong_verl.cli_args import CommandError, nonneg_int, positive_int
+from qwenlong_verl.cli_args import CommandError, bounded_int, nonneg_int, positive_int
 
 logger = logging.getLogger(__name__)
 
 OUT_SUFFIXES = (".parquet", ".jsonl", ".json")
+MAX_ROWS = 10_000_000  # rows held in memory before the one write: more only exhausts memory
 MAX_TOKENS_LIMIT = 2_000_000  # far beyond any model's context; more only exhausts memory
 KINDS = ("multihop", "numeric", "choice", "copy", "needle", "needle_dense")  # qwenlong_verl.data.synth.KINDS (not imported: keeps --help fast)
 
@@ -37,7 +38,8 @@ def register(subparsers) -> None:
                     "token length. With --tokenizer the exact prompt length is stored (prompt_length column), "
                     "so the output is ready for the phased sampler without `prepare`.")
     p.add_argument("--out", required=True, help="output .parquet or .jsonl")
-    p.add_argument("-n", "--num", type=positive_int, default=64, help="number of rows, >= 1 (default 64)")
+    p.add_argument("-n", "--num", type=bounded_int(1, MAX_ROWS), default=64,
+                   help=f"number of rows, 1 to {MAX_ROWS} (default 64)")
     p.add_argument("--min-tokens", type=_tokens, default=500)
     p.add_argument("--max-tokens", type=_tokens, default=4000)
     p.add_argument("--length-dist", choices=["uniform", "loguniform"], default="uniform")
