@@ -37,7 +37,9 @@ def cluster(tmp_path_factory):
     rows.to_parquet(root / "train.parquet")
     rows.to_parquet(root / "val.parquet")
     (root / "phase1").mkdir()
-    (root / "phase1" / "qwenlong_difficulty.json").write_text(json.dumps({"version": 1, "examples": {}}))
+    # phase I's table: example 0 (15K tokens) never solved, so phase II's retrospective pool is not empty
+    (root / "phase1" / "qwenlong_difficulty.json").write_text(json.dumps({"format": "qwenlong-difficulty", "version": 1, "metric": "acc", "examples": [
+        {"index": 0, "data_source": "hotpotqa", "prompt_length": 15000, "history": [[1, 1, 8, 0.0]]}]}))
     return {"root": root, "models": models, "yarn": yarn}
 
 
@@ -219,6 +221,49 @@ def test_cli_fails_qwen_7b_with_sp8_naming_the_key(cluster, tmp_path):
     assert "[ERROR] actor_rollout_ref.actor.ulysses_sequence_parallel_size: SP 8 does not divide the model's 28 " \
            "attention heads" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_cli_fails_a_phase2_launch_whose_training_file_has_no_phase2_rows(cluster, tmp_path):
+    """All prompts under 20K: phase II's band is empty, and the sampler would have nothing to draw minutes into the
+    job. preflight exits 1 naming the band and the rows per band; `~` in the path is expanded (as a shell would)."""
+    short = pd.DataFrame({"data_source": ["hotpotqa"] * 3, "prompt_length": [900, 15000, 19999],
+                          "prompt": [[{"role": "user", "content": "q"}]] * 3,
+                          "extra_info": [{"index": i, "split": "train"} for i in range(3)]})
+    home = tmp_path / "home"
+    (home / "data").mkdir(parents=True)
+    short.to_parquet(home / "data" / "short.parquet")
+    args = [a if not a.startswith("data.train_files=") else "data.train_files='~/data/short.parquet'"  # quoted: Hydra's grammar
+            for a in readme_command(cluster, "DeepSeek-R1-Distill-Qwen-32B", 2, 1, 8)]
+    env_home = {**os.environ, "HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "qwenlong_verl.cli", "preflight", "--no-network", *args],
+                          cwd=tmp_path, env=env_home, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert (f"[ERROR] data.train_files: {home / 'data' / 'short.parquet'} has no row in phase 2 (20000 < prompt "
+            "tokens <= 60000), which this run trains (3 rows; phase 1 (0 < prompt tokens <= 20000): 3 rows; "
+            "phase 2 (20000 < prompt tokens <= 60000): 0 rows)") in proc.stdout, proc.stdout[-3000:]
+    assert "does not exist" not in proc.stdout  # the file check found ~/data/short.parquet
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_retrospective_pool_must_not_be_empty_and_tilde_is_expanded(cluster, tmp_path, monkeypatch):
+    from qwenlong_verl.preflight.checks import check_cluster_paths, check_phase_bands
+
+    root = cluster["root"]
+    empty = tmp_path / "empty_difficulty.json"
+    empty.write_text(json.dumps({"format": "qwenlong-difficulty", "version": 1, "metric": "acc", "examples": []}))
+    cfg = {"trainer": {"v1": {"trainer_mode": "qwenlong"}, "nnodes": 2},
+           "data": {"train_files": str(root / "train.parquet")},
+           "qwenlong": {"curriculum": {"lengths": [20000, 60000], "phase": 2},
+                        "retrospective": {"enable": True, "difficulty_file": str(empty)}}}
+    found = check_phase_bands(cfg)
+    assert [f.key for f in found] == ["qwenlong.retrospective.difficulty_file"], found
+    assert "gives phase 2 (20000 < prompt tokens <= 60000) no retrospective example (0 examples" in found[0].message
+    cfg["qwenlong"]["retrospective"]["difficulty_file"] = str(root / "phase1" / "qwenlong_difficulty.json")
+    assert check_phase_bands(cfg) == []
+    monkeypatch.setenv("HOME", "/shared/home/me")
+    cfg["data"]["train_files"] = "~/data/x.parquet"
+    fixes = [f.fix for f in check_cluster_paths(cfg) if f.key == "data.train_files"]
+    assert fixes == ["data.train_files=/shared/home/me/data/x.parquet (on storage every node mounts)"]
 
 
 def test_main_ppo_stops_before_ray_on_sp8_for_a_7b_model(cluster, tmp_path):

@@ -336,6 +336,7 @@ def check_files(cfg: dict[str, Any]) -> list[Finding]:
         for path in _as_list(sel(cfg, key)):
             if not _local(path) or path in ("???",):
                 continue
+            path = os.path.expanduser(path)  # a shell would have expanded it; Hydra and verl do not
             if not Path(path).is_file():
                 out.append(Finding("error", "files", key, f"{path} does not exist",
                                    "`qwenlong-verl prepare INPUT --tokenizer MODEL --out FILE.parquet`"))
@@ -371,7 +372,68 @@ def check_cluster_paths(cfg: dict[str, Any]) -> list[Finding]:
             out.append(Finding("error", "cluster_paths", key,
                                f"relative path {path!r} with {why}: the TaskRunner and workers resolve it against "
                                "their own working directory on whichever node they run",
-                               f"{key}={Path(path).resolve()} (on storage every node mounts)"))
+                               f"{key}={Path(os.path.expanduser(path)).resolve()} (on storage every node mounts)"))
+    return out
+
+
+def check_phase_bands(cfg: dict[str, Any]) -> list[Finding]:
+    """Every phase this run trains has rows in its band of the training file, and phase II's retrospective pool is
+    not empty when enabled. Without them the phased sampler has nothing to draw and verl fails at its first batch,
+    after Ray, the model and the rollout have started. Files that cannot be read are left to :func:`check_files`."""
+    if sel(cfg, "trainer.v1.trainer_mode") != "qwenlong":
+        return []
+    from qwenlong_verl.config import QwenLongConfigError
+    from qwenlong_verl.sampling.options import sampling_options
+    from qwenlong_verl.sampling.phases import phase_band, retrospective_pool, view_from_file
+
+    files = [os.path.expanduser(p) for p in _as_list(sel(cfg, "data.train_files")) if _local(p) and p != "???"]
+    if len(files) != 1 or not files[0].endswith(".parquet") or not Path(files[0]).is_file():
+        return []
+    path = files[0]
+    try:
+        options = sampling_options(cfg)
+        view = view_from_file(path, options.curriculum.length_key)
+    except (QwenLongConfigError, ValueError, OSError):
+        return []  # reported by the option and file checks
+    if not options.curriculum.lengths:
+        return []
+    counts = {ph: int(len(phase_band(view, options, ph))) for ph in range(1, options.num_phases + 1)}
+
+    def band(ph: int) -> str:
+        lower, upper = options.phase_bounds(ph)
+        return f"phase {ph} ({lower} < prompt tokens <= {upper})"
+
+    per_band = "; ".join(f"{band(ph)}: {n} rows" for ph, n in counts.items())
+    lengths = ",".join(str(x) for x in options.curriculum.lengths)
+    out = []
+    for ph in sorted(set(options.phases_used())):
+        if counts.get(ph, 0) == 0:
+            out.append(Finding(
+                "error", "phase_bands", "data.train_files",
+                f"{path} has no row in {band(ph)}, which this run trains ({len(view)} rows; {per_band})",
+                f"train on a file with prompts in that band (`qwenlong-verl plan --data {path} --phases {lengths}` "
+                "shows the bands), or set qwenlong.curriculum.lengths / qwenlong.curriculum.phase to a band the data "
+                "fills"))
+    retro = options.retrospective
+    table_file = os.path.expanduser(str(retro.difficulty_file)) if retro.difficulty_file else None
+    if retro.enable and table_file and Path(table_file).is_file():
+        from qwenlong_verl.sampling.difficulty import DifficultyTable
+
+        try:
+            table = DifficultyTable.load(table_file)
+        except (OSError, ValueError) as exc:
+            return out + [Finding("error", "phase_bands", "qwenlong.retrospective.difficulty_file",
+                                  f"{table_file} cannot be read ({exc})",
+                                  "point it at the previous phase's qwenlong_difficulty.json")]
+        for ph in sorted({p for p in options.phases_used() if p > 1}):
+            pool = retrospective_pool(view, table, options, ph)
+            if len(pool) == 0:
+                out.append(Finding(
+                    "error", "phase_bands", "qwenlong.retrospective.difficulty_file",
+                    f"{table_file} gives {band(ph)} no retrospective example ({len(table)} examples in the table, "
+                    f"mode {retro.mode}; {pool.missing} not in {path}, {pool.too_long} longer than the band)",
+                    "use the difficulty file of a run on this training file, qwenlong.retrospective.mode=weighted, "
+                    "or qwenlong.retrospective.enable=false"))
     return out
 
 
@@ -437,4 +499,4 @@ def model_checks(cfg: dict[str, Any], facts: ModelFacts, gpu_memory_gib: float |
 def config_checks(cfg: dict[str, Any]) -> list[Finding]:
     """Every check that needs only the config (and the local files it names)."""
     return (check_context_window(cfg) + check_token_budgets(cfg) + check_rope_agreement(cfg) + check_batch_split(cfg) + check_files(cfg)
-            + check_cluster_paths(cfg) + check_loggers(cfg))
+            + check_phase_bands(cfg) + check_cluster_paths(cfg) + check_loggers(cfg))
