@@ -56,20 +56,21 @@ def _report(name: str) -> dict:
     return json.loads(report.read_text())
 
 
-def test_slurm_sweep_runs_a_one_node_and_a_two_node_job_to_completion():
+def test_slurm_two_point_sweep_of_two_node_jobs_runs_to_completion():
     report = _report("sweep")
     jobs = report["jobs"]
-    assert report["swept_keys"] == ["trainer.nnodes"]
-    assert [(j["swept"]["trainer.nnodes"], j["status"], j["steps"]) for j in jobs] == [
-        ("1", "completed", 1), ("2", "completed", 1)], [(j["status"], j["error"]) for j in jobs]
+    assert report["swept_keys"] == ["actor_rollout_ref.actor.optim.lr"]
+    assert [(j["swept"]["actor_rollout_ref.actor.optim.lr"], j["status"], j["steps"]) for j in jobs] == [
+        ("1e-6", "completed", 1), ("2e-6", "completed", 1)], [(j["status"], j["error"]) for j in jobs]
     assert (OUT / "sweep" / "sweep_reward.png").is_file() and (OUT / "sweep" / "sweep_report.md").is_file()
-    # the 2-node job's Ray cluster spanned its allocation before the driver started (the set-up's wait says so)
-    two_node = OUT / "sweep" / jobs[1]["job"]
-    logs = "".join(p.read_text(errors="replace") for p in (OUT / "sweep" / ".submitit").rglob("*_1_log.*"))
-    assert "Ray cluster at" in logs and ": 2 nodes" in logs, logs[-3000:]
-    assert sorted(p.name for p in (two_node / "ckpt").rglob("model_world_size_*")) in ([], [
-        "model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt"])
-    assert _metrics(two_node / "metrics.jsonl")[0]["data"]["qwenlong/difficulty_records"] == 16
+    logs = "".join(p.read_text(errors="replace") for p in (OUT / "sweep" / ".submitit").rglob("*_log.*"))
+    # each job's Ray cluster spanned its 2-node allocation before the driver started (the set-up's wait says so)
+    assert logs.count(": 2 nodes") >= 2, logs[-3000:]
+    for job in jobs:
+        folder = OUT / "sweep" / job["job"]
+        assert sorted(p.name for p in folder.rglob("model_world_size_*")) in ([], [
+            "model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt"])
+        assert _metrics(folder / "metrics.jsonl")[0]["data"]["qwenlong/difficulty_records"] == 16
 
 
 def test_slurm_failed_job_is_a_failed_row_with_its_error():
