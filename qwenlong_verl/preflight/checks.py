@@ -407,7 +407,9 @@ def check_phase_bands(cfg: dict[str, Any]) -> list[Finding]:
     lengths = ",".join(str(x) for x in options.curriculum.lengths)
     out = []
     for ph in sorted(set(options.phases_used())):
-        if counts.get(ph, 0) == 0:
+        if ph not in counts:
+            continue  # no such phase: the option checks name it
+        if counts[ph] == 0:
             out.append(Finding(
                 "error", "phase_bands", "data.train_files",
                 f"{path} has no row in {band(ph)}, which this run trains ({len(view)} rows; {per_band})",
@@ -425,7 +427,7 @@ def check_phase_bands(cfg: dict[str, Any]) -> list[Finding]:
             return out + [Finding("error", "phase_bands", "qwenlong.retrospective.difficulty_file",
                                   f"{table_file} cannot be read ({exc})",
                                   "point it at the previous phase's qwenlong_difficulty.json")]
-        for ph in sorted({p for p in options.phases_used() if p > 1}):
+        for ph in sorted({p for p in options.phases_used() if 1 < p <= options.num_phases}):
             pool = retrospective_pool(view, table, options, ph)
             if len(pool) == 0:
                 out.append(Finding(
