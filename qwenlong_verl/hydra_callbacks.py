@@ -70,6 +70,7 @@ def _stop(message: str) -> None:
     from qwenlong_verl import sweep
 
     sweep.job_finished("failed", message)  # a sweep job: its status file says why (no-op in a single run)
+    sweep.report_failure_to_submitit(message)  # the launcher sees the failure without sacct (no-op elsewhere)
     raise SystemExit(message)
 
 

@@ -243,3 +243,28 @@ def job_ended(job_return: Any) -> None:
         failed = False
     error = getattr(job_return, "_return_value", None) if failed else None
     job_finished("failed" if failed else "completed", error)
+
+
+def report_failure_to_submitit(message: str) -> bool:
+    """In a submitit job: write the job's result file as failed with ``message`` (True if written).
+
+    The guard stops a bad job with SystemExit (Hydra turns a callback's exceptions into warnings), and submitit's
+    job process only records ``Exception``s; without a result file the launcher asks ``sacct``, which fails where
+    SLURM accounting is off, so the sweep waited for the failed job until its own time limit."""
+    try:
+        import submitit
+        from submitit.core import utils as submitit_utils
+
+        env = submitit.JobEnvironment()
+        paths = env.paths
+    except Exception:  # noqa: BLE001 - not in a submitit job (a single run, another launcher)
+        return False
+    if paths.result_pickle.exists():
+        return False
+    try:
+        with submitit_utils.temporary_save_path(paths.result_pickle) as tmp:
+            submitit_utils.cloudpickle_dump(("error", message), tmp)
+    except OSError as exc:
+        logger.warning("qwenlong-verl: could not record the failure for submitit (%s)", exc)
+        return False
+    return True
