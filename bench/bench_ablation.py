@@ -370,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info("arm %s seed %d: held-out %.3f, %d steps, %.0f tokens, %s s", arm, seed, acc,
                             rec["rl_steps"], rec["tokens"], rec.get("wall_s"))
 
+    order = list(ARMS)  # the report's arm order (its first arm is the "vs" reference), whatever order they ran in
+    records.sort(key=lambda r: (order.index(r["arm"]) if r["arm"] in order else len(order), int(r["seed"])))
     seeds_done = sorted({int(r["seed"]) for r in records})
     meta = {
         "command": "python bench/bench_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
