@@ -89,10 +89,26 @@ def register_resolver() -> None:
         OmegaConf.register_new_resolver(BIN_DIR_RESOLVER, bin_dir)
     if not OmegaConf.has_resolver(SLURM_GPUS_RESOLVER):
         OmegaConf.register_new_resolver(SLURM_GPUS_RESOLVER, slurm_gpus)
+    if not OmegaConf.has_resolver(RAY_CPUS_RESOLVER):
+        OmegaConf.register_new_resolver(RAY_CPUS_RESOLVER, ray_start_cpus)
 
 
 BIN_DIR_RESOLVER = "qwenlong.bin_dir"
 SLURM_GPUS_RESOLVER = "qwenlong.slurm_gpus"
+RAY_CPUS_RESOLVER = "qwenlong.ray_start_cpus"
+CPU_BACKEND_RAY_CPUS = 32  # the CPU overlay's own-Ray num_cpus: verl's bundles ask for CPUs a 2-core node lacks
+
+
+def ray_start_cpus(*, _root_: Any = None) -> str:
+    """``${qwenlong.ray_start_cpus:}``: ``--num-cpus=32`` for the SLURM set-up's ``ray start`` with the CPU backend
+    (each verl rank's bundle asks for several CPU slots; a node declaring its real 2 cores left the job waiting
+    for resources until its time limit), empty for GPU recipes (Ray counts the node's cores)."""
+    if _root_ is not None:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.select(_root_, "qwenlong.backend", default=None) == "cpu":
+            return f"--num-cpus={CPU_BACKEND_RAY_CPUS}"
+    return ""
 
 
 def bin_dir() -> str:

@@ -44,8 +44,8 @@ def test_ray_two_nodes_pipeline_rl_stage_at_world_size_two():
     m = steps[0]["data"]
     assert m["training/off_policy/trajectory_staleness_worst/max"] == 0  # both replicas got step-1 weights
     assert m["qwenlong/difficulty_records"] == 4 * 4  # every scored sample reached the one difficulty table
-    # the difficulty table: phase I's file for phase II, and one with the checkpoint
-    for table in (phase1 / "qwenlong_difficulty.json", phase1 / "ckpt" / "global_step_1" / "qwenlong_difficulty.json"):
+    # the difficulty table: the pipeline's phase1/difficulty.json for phase II, and one with the checkpoint
+    for table in (phase1 / "difficulty.json", phase1 / "ckpt" / "global_step_1" / "qwenlong_difficulty.json"):
         assert len(json.loads(table.read_text())["examples"]) == 4, table
 
 

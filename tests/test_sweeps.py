@@ -158,8 +158,11 @@ def test_slurm_sweep_asks_no_gpus_for_the_cpu_backend():
     cpu = instantiate(_compose(["+recipe=qwenlong_phase1", "+qwenlong_env=cpu", "+qwenlong_sweep=slurm",
                                 "trainer.n_gpus_per_node=2"]).hydra.launcher)
     assert cpu.params["gpus_per_node"] is None
+    # and its Ray nodes declare the CPU slots verl's bundles ask for (2 real cores left a 2-node job waiting)
+    assert all("--num-cpus=32" in line for line in cpu.params["setup"] if "ray start" in line)
     gpu = instantiate(_compose(["+recipe=qwenlong_phase1", "+qwenlong_sweep=slurm"]).hydra.launcher)
     assert gpu.params["gpus_per_node"] == 8
+    assert not any("--num-cpus" in line for line in gpu.params["setup"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
