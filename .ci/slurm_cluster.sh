@@ -14,6 +14,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 stop() {
   [ -f "$dir/pids" ] || return 0
+  # jobs first: slurmstepd daemonizes, so a job still running (a sweep past its timeout) would outlive slurmd
+  if SLURM_CONF="$dir/slurm.conf" squeue -h -o %i 2>/dev/null | grep -q .; then
+    SLURM_CONF="$dir/slurm.conf" scancel --full -u "$(id -un)" 2>/dev/null || true
+    for _ in $(seq 15); do
+      SLURM_CONF="$dir/slurm.conf" squeue -h -o %i 2>/dev/null | grep -q . || break
+      sleep 1
+    done
+  fi
   while read -r pid name; do
     if kill -0 "$pid" 2>/dev/null; then kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; fi
   done < "$dir/pids"
