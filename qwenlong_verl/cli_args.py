@@ -67,6 +67,17 @@ def bounded_float(low: float, high: float):
     return _ranged(float, lambda v: low <= v <= high, f"a number from {low:g} to {high:g}")
 
 
+SEED_MAX = 2**32 - 1  # numpy's and vLLM's seed range
+
+
+def seed(text: str) -> int:
+    """An argparse type: a random seed, 0 to 2**32-1 (numpy refuses others; a typo must not pass silently)."""
+    return bounded_int(0, SEED_MAX)(text)
+
+
+MAX_TOKEN_COUNT = 100_000_000  # tokens of one prompt or response: far beyond any model's context
+
+
 def positive_ints(text: str) -> list[int]:
     """``20000,60000``: comma-separated positive integers (phase bounds; their order is checked by the command)."""
     parts = [x.strip() for x in text.split(",")]
@@ -76,8 +87,8 @@ def positive_ints(text: str) -> list[int]:
         values = [int(x) for x in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected whole token counts such as 20000,60000, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"token counts must be >= 1, got {text!r}")
+    if any(not 1 <= v <= MAX_TOKEN_COUNT for v in values):
+        raise argparse.ArgumentTypeError(f"token counts must be from 1 to {MAX_TOKEN_COUNT}, got {text!r}")
     return values
 
 

@@ -30,9 +30,7 @@ from qwenlong_verl.cli_args import (
     bounded_float,
     bounded_int,
     http_url,
-    nonneg_float,
-    nonneg_int,
-    positive_int,
+    seed,
     unit_interval,
 )
 
@@ -42,6 +40,9 @@ logger = logging.getLogger("qwenlong_verl.eval")
 MAX_IN_FLIGHT = 1024
 MAX_RETRIES = 20
 MAX_SAMPLES = 1024
+MAX_ROWS = 10_000_000  # --limit: rows of one file
+MAX_TOKEN_COUNT = 10_000_000  # tokens of a prompt or a reply: beyond any model's context
+MAX_TEMPERATURE = 10.0  # beyond this sampling is noise; servers refuse far less (OpenAI: 2)
 
 
 def _positive_ints(text: str) -> list[int]:
@@ -49,8 +50,8 @@ def _positive_ints(text: str) -> list[int]:
         ks = [int(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
-    if not ks or any(k < 1 for k in ks):
-        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    if not ks or any(not 1 <= k <= MAX_SAMPLES for k in ks):
+        raise argparse.ArgumentTypeError(f"expected integers from 1 to {MAX_SAMPLES}, got {text!r}")
     return ks
 
 
@@ -70,26 +71,28 @@ def register(subparsers: Any) -> None:
                    help="seconds per request, > 0 and at most a day (1800)")
     g.add_argument("--max-retries", type=bounded_int(0, MAX_RETRIES), default=4,
                    help=f"retries of a failed request, 0 to {MAX_RETRIES} (4)")
-    g.add_argument("--retry-backoff", type=nonneg_float, default=1.0,
-                   help="seconds before the first retry; doubles with each retry (1.0)")
+    g.add_argument("--retry-backoff", type=bounded_float(0.0, 3600.0), default=1.0,
+                   help="seconds before the first retry, 0 to 3600; doubles with each retry (1.0)")
     g = p.add_argument_group("data and output")
     g.add_argument("--data", action="append", required=True, metavar="FILE",
                    help="JSONL or parquet file in the eval layout or the verl RL layout; repeat for several")
     g.add_argument("--out", required=True, help="output directory (resumed when it exists)")
-    g.add_argument("--limit", type=positive_int, default=None,
-                   help="use only the first N >= 1 rows of each file (smoke tests)")
+    g.add_argument("--limit", type=bounded_int(1, MAX_ROWS), default=None,
+                   help=f"use only the first N rows of each file, 1 to {MAX_ROWS} (smoke tests)")
     g = p.add_argument_group("sampling (defaults: the paper's)")
     g.add_argument("--tokenizer", default=None,
                    help="tokenizer for middle truncation and token counts (default: --model when it is a local dir)")
-    g.add_argument("--max-input-tokens", type=nonneg_int, default=120_000,
+    g.add_argument("--max-input-tokens", type=bounded_int(0, MAX_TOKEN_COUNT), default=120_000,
                    help="middle-truncate prompts to this many tokens (120000; 0 disables)")
-    g.add_argument("--max-tokens", type=positive_int, default=10_000, help="max output tokens (10000)")
-    g.add_argument("--temperature", type=nonneg_float, default=0.7)
+    g.add_argument("--max-tokens", type=bounded_int(1, MAX_TOKEN_COUNT), default=10_000,
+                   help="max output tokens (10000)")
+    g.add_argument("--temperature", type=bounded_float(0.0, MAX_TEMPERATURE), default=0.7,
+                   help=f"sampling temperature, 0 to {MAX_TEMPERATURE:g} (0.7)")
     g.add_argument("--top-p", type=unit_interval, default=0.95)
     g.add_argument("-n", "--n-samples", type=bounded_int(1, MAX_SAMPLES), default=1,
                    help=f"samples per row, 1 to {MAX_SAMPLES} (pass@k for k <= n)")
     g.add_argument("--pass-k", type=_positive_ints, default=None, help="k values, e.g. 1,2,16 (default 1,2,4..n)")
-    g.add_argument("--seed", type=int, default=None, help="per-request seed = SEED + sample index (vLLM)")
+    g.add_argument("--seed", type=seed, default=None, help="per-request seed = SEED + sample index (vLLM)")
     g = p.add_argument_group("scoring")
     g.add_argument("--judge-endpoint", default=None, type=http_url, help="OpenAI-compatible server of the LLM judge (off if unset)")
     g.add_argument("--judge-model", default=None, help="judge model name (paper eval: DeepSeek-V3)")

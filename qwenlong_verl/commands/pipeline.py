@@ -15,9 +15,16 @@ import logging
 import sys
 from pathlib import Path
 
+from qwenlong_verl.cli_args import bounded_float, bounded_int
+
 logger = logging.getLogger("qwenlong_verl.pipeline")
 
 STAGE_NAMES = ("data", "sft", "phase1", "phase2", "eval", "report")
+# every number a user gives has a bound: a typo (an extra 0 or two) is refused up front, not found hours in
+MAX_STAGE_S = 30 * 86400.0
+MAX_STEPS = 10_000_000
+MAX_TOKENS = 10_000_000
+MAX_DEMO_ROWS = 1_000_000
 
 
 def _lengths(text: str) -> tuple[int, int]:
@@ -42,7 +49,9 @@ def register(subparsers) -> None:
     g.add_argument("--from", dest="from_stage", choices=STAGE_NAMES, metavar="STAGE",
                    help="rerun this stage and every later one, reusing the earlier ones")
     g.add_argument("--force", action="store_true", help="rerun every stage from scratch")
-    g.add_argument("--stage-timeout", type=float, default=None, help="seconds a stage may run (default: no limit)")
+    g.add_argument("--stage-timeout", type=bounded_float(1.0, MAX_STAGE_S), default=None,
+                   help="seconds a stage may run, 1 to 30 days (default: no limit); it stops subprocess stages "
+                        "(their whole process tree) and in-process ones (data, report) alike")
     g = p.add_argument_group("model and data (the CPU demo builds what is not given)")
     g.add_argument("--model", help="start model (HF folder or name); GPU: e.g. deepseek-ai/DeepSeek-R1-Distill-Qwen-14B")
     g.add_argument("--train-data", help="RL training parquet with stored prompt lengths (`qwenlong-verl prepare`)")
@@ -59,24 +68,24 @@ def register(subparsers) -> None:
     g.add_argument("--no-judge", action="store_true", help="CPU demo: rule reward only, no stand-in judge")
     g = p.add_argument_group("training lengths (defaults: CPU demo tiny, GPU the recipes')")
     g.add_argument("--phase-lengths", type=_lengths, help="L1,L2 prompt tokens (GPU default 20000,60000)")
-    g.add_argument("--sft-epochs", type=int, help="SFT epochs (paper: 3)")
-    g.add_argument("--sft-steps", type=int, help="SFT steps (overrides epochs)")
-    g.add_argument("--phase1-steps", type=int, help="RL steps of phase I (GPU default: the recipe's epochs)")
-    g.add_argument("--phase2-steps", type=int, help="RL steps of phase II")
-    g.add_argument("--max-response-length", type=int, help="RL response tokens (GPU default: the recipe's 10000)")
-    g.add_argument("--rl-lr", type=float, help="actor lr of the RL phases (default: the recipe's 2e-6; CPU demo 2e-4)")
+    g.add_argument("--sft-epochs", type=bounded_int(1, 1000), help="SFT epochs (paper: 3)")
+    g.add_argument("--sft-steps", type=bounded_int(1, MAX_STEPS), help="SFT steps (overrides epochs)")
+    g.add_argument("--phase1-steps", type=bounded_int(1, MAX_STEPS), help="RL steps of phase I (GPU default: the recipe's epochs)")
+    g.add_argument("--phase2-steps", type=bounded_int(1, MAX_STEPS), help="RL steps of phase II")
+    g.add_argument("--max-response-length", type=bounded_int(1, MAX_TOKENS), help="RL response tokens (GPU default: the recipe's 10000)")
+    g.add_argument("--rl-lr", type=bounded_float(1e-12, 1.0), help="actor lr of the RL phases (default: the recipe's 2e-6; CPU demo 2e-4)")
     g.add_argument("--retrospective-mode", choices=["zero_mean", "weighted"], default="zero_mean",
                    help="phase II's hard examples: every zero-mean one of phase I (paper §3.2, default) or drawn by "
                         "difficulty 1/(mean+eps) (Eq. 10; needs --retrospective-ratio)")
-    g.add_argument("--retrospective-ratio", type=float, help="share of phase II's epoch made of phase I examples")
+    g.add_argument("--retrospective-ratio", type=bounded_float(0.0, 0.999), help="share of phase II's epoch made of phase I examples")
     g.add_argument("--no-yarn", action="store_true", help="GPU: no YaRN rope scaling in phase II")
     g.add_argument("--phase2-start", choices=["resume", "restart"], default="resume",
                    help="resume (default): phase II continues phase I's last verl checkpoint (weights, Adam moments, "
                         "lr schedule, global step, RNG, difficulty table) with its own band and settings; restart: "
                         "the paper's separate launch from phase I's HF weights with a fresh optimizer")
     g = p.add_argument_group("launch")
-    g.add_argument("--nproc-per-node", type=int, help="GPUs per node (GPU default 8)")
-    g.add_argument("--nnodes", type=int, help="nodes of the RL phases (default 1; more needs a Ray cluster: "
+    g.add_argument("--nproc-per-node", type=bounded_int(1, 1024), help="GPUs per node (GPU default 8)")
+    g.add_argument("--nnodes", type=bounded_int(1, 4096), help="nodes of the RL phases (default 1; more needs a Ray cluster: "
                                               "--ray-address, and paths on storage every node mounts)")
     g.add_argument("--sft-launcher", choices=["torchrun", "ray"], default="torchrun",
                    help="torchrun on this node (default) or verl.trainer.sft_trainer_ray on a Ray cluster")
@@ -92,17 +101,17 @@ def register(subparsers) -> None:
                         "that serves the final model (default on GPU)")
     g.add_argument("--eval-endpoint", help="OpenAI-compatible server of the trained model (endpoint backend)")
     g.add_argument("--eval-served-model", help="the served model's name (endpoint backend)")
-    g.add_argument("--eval-max-new-tokens", type=int)
-    g.add_argument("--eval-temperature", type=float)
-    g.add_argument("--eval-samples", type=int, help="sampled answers per held-out row (local backend; CPU demo 2): "
+    g.add_argument("--eval-max-new-tokens", type=bounded_int(1, MAX_TOKENS))
+    g.add_argument("--eval-temperature", type=bounded_float(0.0, 10.0))
+    g.add_argument("--eval-samples", type=bounded_int(1, 1024), help="sampled answers per held-out row (local backend; CPU demo 2): "
                                                     "the row's accuracy is their mean")
     g.add_argument("--eval-models", help="comma list of base,sft,phase1,phase2,final (CPU default "
                                          "sft,phase1,final; GPU final)")
     g = p.add_argument_group("CPU demo data sizes")
-    g.add_argument("--demo-train-rows", type=int)
-    g.add_argument("--demo-sft-rows", type=int)
-    g.add_argument("--demo-eval-rows", type=int)
-    g.add_argument("--demo-pretrain-steps", type=int, help="code-copy pre-training steps of the tiny model (default "
+    g.add_argument("--demo-train-rows", type=bounded_int(1, MAX_DEMO_ROWS))
+    g.add_argument("--demo-sft-rows", type=bounded_int(1, MAX_DEMO_ROWS))
+    g.add_argument("--demo-eval-rows", type=bounded_int(1, MAX_DEMO_ROWS))
+    g.add_argument("--demo-pretrain-steps", type=bounded_int(0, MAX_STEPS), help="code-copy pre-training steps of the tiny model (default "
                                                            "400, ~20 s; 0: none)")
     p.set_defaults(func=run)
 
@@ -120,7 +129,7 @@ def register(subparsers) -> None:
                    help="column: every row has its reasoning (default); evidence: else the document sentences "
                         "stating the answer; none: empty thinking")
     s.add_argument("--reasoning-key", default="reasoning")
-    s.add_argument("--max-prompt-tokens", type=int, default=None,
+    s.add_argument("--max-prompt-tokens", type=bounded_int(1, MAX_TOKENS), default=None,
                    help="leave out rows with longer prompts (paper: 20000); needs --tokenizer")
     s.set_defaults(func=run_sft_data)
 

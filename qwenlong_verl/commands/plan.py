@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from qwenlong_verl.cli_args import nonneg_int, positive_float, positive_ints
+from qwenlong_verl.cli_args import bounded_float, bounded_int, positive_ints, seed
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +37,10 @@ def register(subparsers) -> None:
     p.add_argument("--cumulative", action="store_true", help="phase k takes length <= L_k (not L_{k-1} < length)")
     p.add_argument("--mode", choices=["zero_mean", "weighted"], default="zero_mean", help="retrospective mode")
     p.add_argument("--ratio", type=_ratio, help="retrospective share of an epoch, in [0, 1)")
-    p.add_argument("--count", type=nonneg_int, help="retrospective examples per epoch")
-    p.add_argument("--eps", type=positive_float, default=0.01, help="difficulty = 1/(mean + eps) (default 0.01)")
-    p.add_argument("--seed", type=int, default=0, help="retrospective seed (default 0)")
+    p.add_argument("--count", type=bounded_int(0, 1_000_000_000), help="retrospective examples per epoch")
+    p.add_argument("--eps", type=bounded_float(1e-9, 1000.0), default=0.01,
+                   help="difficulty = 1/(mean + eps), 1e-9 to 1000 (default 0.01)")
+    p.add_argument("--seed", type=seed, default=0, help="retrospective seed (default 0)")
     p.add_argument("--length-key", default="prompt_length")
     p.add_argument("--json", dest="json_out", help="write the plan as JSON here")
     p.add_argument("--plot", help="write a PNG (or .pdf/.svg/.jpg): length distribution per phase and the "

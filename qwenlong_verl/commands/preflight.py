@@ -15,6 +15,8 @@ import logging
 import os
 import sys
 
+from qwenlong_verl.cli_args import bounded_float
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("preflight", help="check a main_ppo command line against verl's start-up code and the "
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("overrides", nargs=argparse.REMAINDER,
                    help="the Hydra overrides you would give main_ppo, e.g. +recipe=qwenlong_phase2 "
                         "actor_rollout_ref.model.path=/models/R1-Distill-Qwen-32B trainer.nnodes=4")
-    p.add_argument("--gpu-memory-gib", type=float, default=None,
+    p.add_argument("--gpu-memory-gib", type=bounded_float(1.0, 4096.0), default=None,
                    help="memory of one training GPU for the vLLM estimate (default: this machine's GPU, else 80)")
     p.add_argument("--no-network", action="store_true", help="do not probe qwenlong.judge.base_url")
     p.add_argument("--strict-env", action="store_true",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from qwenlong_verl.cli_args import json_object, positive_int
+from qwenlong_verl.cli_args import bounded_int, json_object
 
 logger = logging.getLogger(__name__)
 
 FAMILY_CHOICES = ("qa", "math", "choice")
+MAX_WORKERS = 256  # tokenizer processes: more only multiplies memory (one tokenizer each)
 
 
 def _family(item: str) -> tuple[str, str]:
@@ -37,7 +38,8 @@ def register(subparsers) -> None:
                         "hashes (default keep)")
     p.add_argument("--chat-template-kwargs", type=json_object, default=None,
                    help='JSON dict passed to apply_chat_template, as verl data.apply_chat_template_kwargs')
-    p.add_argument("--workers", type=positive_int, default=1, help="tokenizer processes (default 1)")
+    p.add_argument("--workers", type=bounded_int(1, MAX_WORKERS), default=1,
+                   help=f"tokenizer processes, 1 to {MAX_WORKERS} (default 1)")
     p.add_argument("--default-family", choices=FAMILY_CHOICES,
                    help="rule family of data_sources the reward does not know (as qwenlong.reward.default_family; "
                         "default: an unknown data_source is an error)")

@@ -9,7 +9,10 @@ import logging
 import sys
 from typing import Any
 
-from qwenlong_verl.cli_args import http_url, nonneg_int, openai_base_url, positive_float, positive_int
+from qwenlong_verl.cli_args import bounded_float, bounded_int, http_url, openai_base_url
+
+MAX_IN_FLIGHT = 1024  # judge requests in flight: more only exhausts sockets and the judge's queue (as eval)
+MAX_RETRIES = 20  # retries of one judge call: beyond this a dead judge only costs hours of backoff
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +31,21 @@ def register(subparsers) -> None:
                    help="OpenAI base URL of the judge, e.g. http://127.0.0.1:8000/v1 (no judge if unset; /v1 is "
                         "added to a URL without a path, as `eval` does)")
     p.add_argument("--judge-model", default="Qwen/Qwen2.5-1.5B-Instruct")
-    p.add_argument("--judge-concurrency", type=positive_int, default=64)
-    p.add_argument("--judge-timeout", type=positive_float, default=60.0, help="seconds per attempt (> 0)")
-    p.add_argument("--judge-retries", type=nonneg_int, default=3)
+    p.add_argument("--judge-concurrency", type=bounded_int(1, MAX_IN_FLIGHT), default=64,
+                   help=f"judge requests in flight at most, 1 to {MAX_IN_FLIGHT} (64)")
+    p.add_argument("--judge-timeout", type=bounded_float(0.001, 86400.0), default=60.0,
+                   help="seconds per attempt, > 0 and at most a day (60)")
+    p.add_argument("--judge-retries", type=bounded_int(0, MAX_RETRIES), default=3,
+                   help=f"retries of a failed judge call, 0 to {MAX_RETRIES} (3)")
     p.add_argument("--allow-judge-failures", action="store_true",
                    help="exit 0 although some judge calls finally failed (those rows keep their rule score); "
                         "without it such a run exits 1")
     p.add_argument("--judge-mode", choices=["generate", "logprob"], default=None,
                    help="generate: short reasoning + VERDICT line (default); logprob: one token, P(YES) vs P(NO) "
                         "from the first token's logprobs, generate when the server sends none")
-    p.add_argument("--judge-api-key-env", default="QWENLONG_JUDGE_API_KEY",
-                   help="env var holding the judge's API key (none sent if unset)")
+    # no key unless asked for, as `eval`: a key set in the shell for one server must not go to another one
+    p.add_argument("--judge-api-key-env", default=None, metavar="NAME",
+                   help="send the value of env var NAME as the judge's API key (default: no key is sent)")
     p.add_argument("--answer-after-think", choices=["require", "optional", "off"], default="optional",
                    help="where the answer is read: require (after the last </think>, as in training), optional "
                         "(default: after the last </think>, or the whole response when it has no <think> tags and "

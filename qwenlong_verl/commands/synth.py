@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from qwenlong_verl.cli_args import CommandError, bounded_int, nonneg_int, positive_int
+from qwenlong_verl.cli_args import CommandError, bounded_int, positive_int, seed
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--kinds", type=_kinds, default=("multihop", "numeric", "choice"),
                    help="comma list of multihop,numeric,choice,copy,needle (default multihop,numeric,choice)")
     p.add_argument("--tokenizer", help="tokenizer/model dir: calibrate lengths and store prompt_length")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--index-offset", type=nonneg_int, default=0, help="first extra_info.index (default 0)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--index-offset", type=bounded_int(0, 2**53), default=0,
+                   help="first extra_info.index, 0 to 2**53 (default 0)")
     p.add_argument("--split", default="train")
     p.set_defaults(func=run)
 

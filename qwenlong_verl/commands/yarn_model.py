@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from qwenlong_verl.cli_args import bounded_float, bounded_int
+
 logger = logging.getLogger("qwenlong_verl.yarn_model")
 
 
@@ -18,8 +20,9 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="HF model folder, e.g. runs/phase1/global_step_N/actor/huggingface")
     p.add_argument("--out", required=True, help="new folder (config.json rewritten, the rest symlinked to SRC)")
-    p.add_argument("--factor", type=float, default=4.0, help="YaRN factor (QwenLong-L1: 4.0)")
-    p.add_argument("--original-max-position-embeddings", type=int, default=32768,
+    p.add_argument("--factor", type=bounded_float(1.0, 1024.0), default=4.0,
+                   help="YaRN factor, 1 to 1024 (QwenLong-L1: 4.0)")
+    p.add_argument("--original-max-position-embeddings", type=bounded_int(1, 16_777_216), default=32768,
                    help="the model's pre-scaling context (Qwen2.5: 32768)")
     p.set_defaults(func=run)
 
