@@ -11,10 +11,14 @@ its arguments, with ``set_defaults``) and exits 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from qwenlong_verl import __version__, commands
 
@@ -58,17 +62,49 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(args)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler, a container stop) as an exception in the main thread.
+
+    Python's default for SIGTERM is to die on the spot: no ``finally`` runs, so worker pools and child processes
+    are left behind (``prepare --workers 2``'s workers stayed blocked on the dead parent's pipe). As a
+    :class:`KeyboardInterrupt` it takes the path every command already has for Ctrl-C: work unwinds, pools are
+    terminated, what was kept is said, and the exit status is 128 + 15."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_exception() -> Iterator[None]:
+    """While inside: SIGTERM raises :class:`Terminated` in the main thread (elsewhere signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Run ``args.func``; turn Ctrl-C and unexpected errors into one line and an exit code."""
+    """Run ``args.func``; turn Ctrl-C, SIGTERM and unexpected errors into one line and an exit code."""
     from qwenlong_verl.cli_args import CommandError
     from qwenlong_verl.io_safety import OutputPathError
     log = logging.getLogger("qwenlong_verl")
     verbose = bool(getattr(args, "verbose", False))
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+        with sigterm_as_exception():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
         hint = getattr(args, "interrupt_hint", None)
         text = hint(args) if callable(hint) else "no output was written; rerun the command to start again"
+        if isinstance(exc, Terminated):
+            print(f"\nterminated (SIGTERM): {text}", file=sys.stderr)
+            return 128 + int(signal.SIGTERM)
         print(f"\ninterrupted: {text}", file=sys.stderr)
         return 130
     except (CommandError, OutputPathError) as exc:

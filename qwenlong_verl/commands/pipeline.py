@@ -183,12 +183,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if options.mode == "gpu" and not options.judge_url:
         logger.warning("no --judge-url: the reward is the rule match alone (the paper adds a Qwen2.5-1.5B judge)")
+    if options.stage_timeout_s:
+        logger.info("--stage-timeout: each stage, in-process or not, is stopped after %g s (with every process it "
+                    "started)", options.stage_timeout_s)
     try:
         result = run_pipeline(options, skip=args.skip, from_stage=args.from_stage, force=args.force)
     except PipelineError as exc:
         logger.error("%s", exc)
-        return 1
-    except KeyboardInterrupt:
+        return getattr(exc, "exit_code", 1)  # PipelineStopped: 128 + the signal
+    except KeyboardInterrupt:  # between stages (a stage's own Ctrl-C/SIGTERM is a PipelineStopped naming it)
         logger.error("interrupted; rerun the same command to resume (finished stages are kept)")
         return 130
     report = result.get("report")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import signal
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -310,6 +311,14 @@ def _locate_failure(tokenizer_path: str, prompts: Sequence[Any], kwargs: Mapping
     return DataPrepError(f"computing prompt lengths failed ({type(exc).__name__}: {str(exc)[:300]})")
 
 
+def _worker_signals() -> None:
+    """In a tokenizer worker: the default SIGTERM (the parent's pool terminates workers with it; a forked worker
+    would otherwise inherit the CLI's handler that turns it into an exception) and no Ctrl-C (the terminal sends it
+    to the whole group; the parent alone reacts, by terminating the pool, so no worker prints a traceback)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def compute_lengths(tokenizer_path: str, prompts: Sequence[Any], *, chat_template_kwargs: Mapping | None = None,
                     num_workers: int = 1, chunk_size: int = 64, progress: bool = True,
                     where: Sequence[str] | None = None) -> list[int]:
@@ -334,10 +343,13 @@ def _compute_lengths(tokenizer_path: str, prompts: Sequence[Any], chat_template_
     out: list[int] = []
     bar = tqdm(total=len(prompts), desc="prompt lengths", unit="row", disable=not progress)
     if num_workers > 1 and len(chunks) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        import multiprocessing
 
-        with ProcessPoolExecutor(max_workers=num_workers) as pool:
-            for res in pool.map(_lengths_worker, [(tokenizer_path, c, kwargs) for c in chunks]):
+        # multiprocessing's Pool, not concurrent.futures': leaving the block for any reason (a worker's error,
+        # Ctrl-C, SIGTERM turned into an exception by the CLI) terminates the workers at once. The executor's
+        # shutdown waited for every queued chunk, and a parent killed meanwhile left workers blocked on its pipe.
+        with multiprocessing.get_context().Pool(min(num_workers, len(chunks)), initializer=_worker_signals) as pool:
+            for res in pool.imap(_lengths_worker, [(tokenizer_path, c, kwargs) for c in chunks]):
                 out.extend(res)
                 bar.update(len(res))
     else:

@@ -9,6 +9,10 @@ rerun reuses the outputs of finished stages.
 * ``--skip STAGE`` leaves a stage out; the next stages fall back to what is there (e.g. RL from the base model
   without SFT), see :mod:`qwenlong_verl.pipeline.stages`.
 * Stages marked ``always`` (the report) are rebuilt on every run: they only read the others' outputs.
+* Stopping: SIGTERM or Ctrl-C while a stage runs ends every process the stage started (each command runs in a
+  session of its own: torchrun and its ranks, ``main_ppo`` and the Ray processes it starts, and any descendant
+  that moved to a group of its own), then the run exits non-zero naming the stage. ``--stage-timeout`` bounds every
+  stage the same way, in-process ones (data, report) included: an interval timer raises in the main thread.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +35,25 @@ from qwenlong_verl.pipeline.pipeline_options import PipelineError, PipelineOptio
 logger = logging.getLogger(__name__)
 
 DONE = "DONE"
+KILL_GRACE_S = 30.0  # SIGTERM, then this long for verl/Ray to shut down, then SIGKILL
+
+
+class StageInterrupted(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT or the stage's timer while a stage runs. A BaseException, so no
+    ``except Exception`` inside a stage swallows it on its way to :func:`run_stages`."""
+
+    def __init__(self, why: str, exit_code: int) -> None:
+        super().__init__(why)
+        self.why = why
+        self.exit_code = exit_code
+
+
+class PipelineStopped(PipelineError):
+    """The run was stopped while a stage ran (signal or --stage-timeout); the message names the stage."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -87,26 +111,128 @@ class StageContext:
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
+                _kill_tree(proc)
                 raise PipelineError(f"stage {self.current}: timed out after {timeout:.0f} s\n{_tail(log_path)}"
                                     f"\nfull log: {log_path}") from None
             except BaseException:
-                _kill_group(proc)
+                _kill_tree(proc)
                 raise
         if rc != 0:
             raise PipelineError(f"stage {self.current}: `{cmd[0]} ...` exited with status {rc}\n{_tail(log_path)}\n"
                                 f"full log: {log_path}")
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc; [] where there is none). Ray's workers and a torchrun rank may
+    sit in process groups of their own, which a signal to the stage's group alone would miss."""
+    children: dict[int, list[int]] = {}
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _signal_tree(root: int, pids: list[int], sig: int) -> None:
+    """``sig`` to the stage's process group, the groups of its descendants (not ours) and each descendant."""
+    own = os.getpgrp()
+    groups = {root}
+    for pid in pids:
+        try:
+            groups.add(os.getpgid(pid))
+        except OSError:
             pass
+    for group in groups - {own}:
+        try:
+            os.killpg(group, sig)
+        except OSError:
+            pass
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def _kill_tree(proc: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None:
+    """End a stage's command and everything it started: SIGTERM to all of it, ``grace_s`` to exit, then SIGKILL to
+    what is left. The descendants are listed before the first signal: once a parent dies its children are
+    re-parented and could no longer be found."""
+    tree = _descendants(proc.pid)
+    _signal_tree(proc.pid, tree, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+        time.sleep(0.05)
+    survivors = [pid for pid in tree if _alive(pid)]
+    if proc.poll() is None or survivors:
+        _signal_tree(proc.pid, survivors, signal.SIGKILL)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            logger.warning("process %d did not exit after SIGKILL", proc.pid)
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for its parent to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")
+
+
+def _interrupts(timeout_s: float | None):
+    """While a stage runs: SIGTERM, SIGINT and the stage timer raise :class:`StageInterrupted` (main thread only:
+    elsewhere Python cannot set signal handlers, and the stage keeps the caller's handling)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def installed():
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, frame: object) -> None:
+            raise StageInterrupted(f"stopped by {signal.Signals(signum).name}", 128 + signum)
+
+        def on_timer(signum: int, frame: object) -> None:
+            raise StageInterrupted(f"timed out (--stage-timeout {timeout_s:g} s)", 1)
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous_timer = signal.signal(signal.SIGALRM, on_timer) if timeout_s else None
+        if timeout_s:
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        try:
+            yield
+        finally:
+            if timeout_s:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous_timer)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    return installed()
 
 
 def _tail(path: Path, n: int = 40) -> str:
@@ -174,7 +300,14 @@ def run_stages(stages: Sequence[Stage], ctx: StageContext, *, skip: Iterable[str
         logger.info("[%s] running (log: %s)", stage.name, stage_dir / "stage.log")
         t0 = time.monotonic()
         try:
-            outputs = _jsonable(stage.run(ctx))
+            with _interrupts(ctx.options.stage_timeout_s):
+                outputs = _jsonable(stage.run(ctx))
+        except StageInterrupted as exc:
+            ctx.records[stage.name] = StageRecord(stage.name, "failed", wall_s=time.monotonic() - t0)
+            raise PipelineStopped(
+                f"stage {stage.name} {exc.why} {time.monotonic() - t0:.0f} s in; every process it started was "
+                f"ended. Its folder {stage_dir} is kept: rerun the same command to resume (finished stages are "
+                "kept)", exc.exit_code) from None
         except BaseException:
             ctx.records[stage.name] = StageRecord(stage.name, "failed", wall_s=time.monotonic() - t0)
             raise
