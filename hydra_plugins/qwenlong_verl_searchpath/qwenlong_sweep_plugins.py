@@ -70,9 +70,12 @@ if LocalLauncher is not None:
             try:
                 return super().launch([overrides], initial_job_idx=idx)[0]
             except Exception as exc:  # noqa: BLE001 - submitit's error for a job that died without a result
-                lines = str(exc).strip().splitlines()
-                logger.error("qwenlong-verl: sweep job #%d (%s) failed: %s", idx, " ".join(overrides),
-                             lines[-1] if lines else type(exc).__name__)
+                from qwenlong_verl.io_safety import redact
+                from qwenlong_verl.sweep_causes import cause_line
+
+                # the cause, not submitit's trailing log path; overrides may carry a key (+trainer.wandb_api_key=)
+                logger.error("qwenlong-verl: sweep job #%d (%s) failed: %s", idx, redact(" ".join(overrides)),
+                             cause_line(str(exc)) or type(exc).__name__)
                 self._record_failure(overrides, idx, exc)
                 ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
                 ret.return_value = exc

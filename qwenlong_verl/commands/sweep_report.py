@@ -139,6 +139,9 @@ def summarize_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
                         "killed before it could write one (see <sweep>/.submitit/*/ logs)")
     elif row["status"] == "running":
         row["error"] = "still running, or its process died without a word (killed? out of memory? timeout?)"
+    from qwenlong_verl.sweep_causes import cause_line
+
+    row["cause"] = cause_line(row["error"]) if row["status"] != "completed" else None
     for name, key, how in COLUMNS:
         values = [(s["step"], _finite(s["data"].get(key))) for s in steps]
         values = [(st, v) for st, v in values if v is not None]
@@ -186,11 +189,11 @@ def _cell(text: str) -> str:
 
 
 def _error_line(error: str | None) -> str:
-    if not error:
-        return ""
-    lines = [ln.strip() for ln in str(error).strip().splitlines() if ln.strip()]
-    # the last line of a traceback names the exception; a guard message starts with what is wrong
-    text = lines[-1] if lines and ("Error" in lines[-1] or "Exception" in lines[-1]) else (lines[0] if lines else "")
+    """The table's error cell: the line naming the cause (a verl assertion, the guard's first finding), not the
+    error's first or last line (a guard heading, a log path)."""
+    from qwenlong_verl.sweep_causes import cause_line
+
+    text = cause_line(error) or ""
     return text if len(text) <= ERROR_CHARS_MD else text[:ERROR_CHARS_MD - 3] + "..."
 
 
@@ -283,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_markdown(report) + "\n")
     logger.info("sweep report: %s", ", ".join(paths.values()))
-    failed = [r["job"] for r in report["jobs"] if r["status"] != "completed"]
+    failed = [r["job"] + (f" ({r['cause']})" if r.get("cause") else "") for r in report["jobs"]
+              if r["status"] != "completed"]
     if failed:
-        logger.warning("%d of %d jobs did not complete: %s", len(failed), len(report["jobs"]), ", ".join(failed))
+        logger.warning("%d of %d jobs did not complete: %s", len(failed), len(report["jobs"]), "; ".join(failed))
     return 0
