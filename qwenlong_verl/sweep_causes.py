@@ -6,6 +6,10 @@ a log path; a Ray error ends in the remote traceback's exception line after page
 lists its findings under a heading. :func:`cause_line` finds the line that names what went wrong, masked with
 :func:`qwenlong_verl.io_safety.redact` (an override such as ``+trainer.wandb_api_key=...`` can appear in it).
 
+:func:`slurm_end` reads what SLURM itself wrote into a job's log when it ended the job (time limit, ``scancel``,
+preemption, the OOM killer): the job's process then dies without a word of its own, so its status file still says
+"running" and only SLURM's line says why.
+
 No verl, Hydra or submitit import: plain text in, one line out.
 """
 
@@ -20,6 +24,10 @@ _EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|E
                         r"(?:\([\w.]+\))?(?::\s*(?P<message>.*))?$")
 _WRAPPERS = ("FailedJobError", "UncompletedJobError")  # submitit's own, around the job's error
 _GUARD_ITEM = re.compile(r"^\s*-\s+(?P<item>\S.*)$")
+# slurmstepd: "slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT 2026-12-04T06:30:00 DUE TO TIME LIMIT ***"
+_SLURM_END = re.compile(r"\*\*\* (?:JOB|STEP) (?P<job>[\w.]+) ON (?P<node>\S+) CANCELLED AT (?P<at>\S+)"
+                        r"(?: DUE TO (?P<why>[A-Z ]+?))?(?: \*\*\*|$)")
+_OOM = re.compile(r"Detected \d+ oom[_-]kill event", re.IGNORECASE)
 
 
 def _inner(text: str) -> str:
@@ -59,3 +67,29 @@ def cause_line(text: str | None) -> str | None:
         return redact(_short(items[0] + more))
     useful = [ln for ln in lines if not ln.strip().startswith(("You can check full logs", "- /", "Traceback"))]
     return redact(_short(useful[0])) if useful else None
+
+
+def slurm_end(text: str | None) -> str | None:
+    """Why SLURM ended a job, from the lines ``slurmstepd`` writes into the job's log, or None when it wrote none.
+
+    ``*** JOB 12 ON n1 CANCELLED AT <time> DUE TO TIME LIMIT ***`` gives "killed by SLURM at its time limit"
+    (``hydra.launcher.timeout_min``); without ``DUE TO`` it was cancelled (``scancel``); ``oom_kill`` events give
+    "killed by the out-of-memory killer". The fix is named in each."""
+    if not text:
+        return None
+    for line in str(text).splitlines():
+        match = _SLURM_END.search(line)
+        if not match:
+            continue
+        where = f"job {match.group('job')} on {match.group('node')} at {match.group('at')}"
+        why = (match.group("why") or "").strip()
+        if why == "TIME LIMIT":
+            return (f"killed by SLURM at its time limit ({where}): raise hydra.launcher.timeout_min or shorten the "
+                    "run (trainer.total_training_steps)")
+        if why:
+            return f"cancelled by SLURM due to {why.lower()} ({where})"
+        return f"cancelled ({where}): scancel or an administrator ended it"
+    if _OOM.search(str(text)):
+        return ("killed by the out-of-memory killer (SLURM counted an oom_kill event): raise hydra.launcher.mem_gb or "
+                "lower the batch / micro-batch sizes")
+    return None

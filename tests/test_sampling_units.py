@@ -380,3 +380,27 @@ def test_sampler_seed_follows_data_seed_unless_set():
     orders = {seed: PhasedRetrospectiveSampler(view, sampling_options({"data": {"seed": seed}, "qwenlong": {}}))
               .epoch_order().tolist() for seed in (0, 1)}
     assert orders[0] != orders[1]
+
+
+def test_tilde_in_difficulty_paths_is_the_home_folder(monkeypatch, tmp_path):
+    """`~/runs/p1/difficulty.json` in a Hydra override reaches us unexpanded (no shell expands it there): the check
+    that the file exists and the trainer that reads or writes it must both see the home folder's file."""
+    from qwenlong_verl.sampling.options import sampling_options, validate_run_config
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "p1").mkdir()
+    (tmp_path / "p1" / "difficulty.json").write_text("{}")
+    opts = sampling_options({"qwenlong": {"retrospective": {"enable": True, "difficulty_file": "~/p1/difficulty.json"},
+                                          "difficulty": {"output_file": "~/p2/difficulty.json"}}})
+    assert opts.retrospective.difficulty_file == str(tmp_path / "p1" / "difficulty.json")
+    assert opts.difficulty.output_file == str(tmp_path / "p2" / "difficulty.json")
+    cfg = {"trainer": {"v1": {"trainer_mode": "qwenlong"}, "total_training_steps": 4},
+           "data": {"max_prompt_length": 100},
+           "qwenlong": {"curriculum": {"lengths": [50, 100], "phase": 2},
+                        "retrospective": {"enable": True, "difficulty_file": "~/p1/difficulty.json"}}}
+    from omegaconf import OmegaConf
+
+    validate_run_config(OmegaConf.create(cfg))  # the file exists under ~: no error
+    cfg["qwenlong"]["retrospective"]["difficulty_file"] = "~/p1/missing.json"
+    with pytest.raises(Exception, match="missing.json"):
+        validate_run_config(OmegaConf.create(cfg))

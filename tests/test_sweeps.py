@@ -206,6 +206,33 @@ def test_report_rows_for_finished_failed_killed_and_running_jobs(tmp_path):
                                                                       "running": 1}
 
 
+def test_report_names_what_slurm_ended_a_job_with(tmp_path):
+    """A job SLURM killed (time limit, scancel, OOM) died without a word of its own: its status file still says
+    running; slurmstepd's line in submitit's log of that array task says why, and the row is failed with it."""
+    sweep = tmp_path / "sweep"
+    _job(sweep, 0, "1e-6", {"status": "running"}, [0.2])
+    _job(sweep, 1, "2e-6", {"status": "running"}, None)
+    _job(sweep, 2, "3e-6", None, None)
+    _job(sweep, 3, "4e-6", {"status": "running"}, None)  # no SLURM line: still running as far as anyone knows
+    logs = {0: "slurmstepd: error: *** JOB 8 ON n1 CANCELLED AT 2026-12-04T06:31:07 DUE TO TIME LIMIT ***",
+            1: "srun: forcing job termination\nslurmstepd: error: *** JOB 9 ON n2 CANCELLED AT 2026-12-04T06:31:09 ***",
+            2: "slurmstepd: error: Detected 1 oom_kill event in StepId=10.batch. Some of the step tasks have been "
+               "OOM Killed."}
+    for num, text in logs.items():
+        folder = sweep / ".submitit" / f"7_{num}"
+        folder.mkdir(parents=True)
+        (folder / f"7_{num}_0_log.err").write_text(f"some output\n{text}\n")
+    (sweep / ".submitit" / "7_13").mkdir()  # job 13's folder must not be read as job 3's
+    (sweep / ".submitit" / "7_13" / "7_13_0_log.err").write_text(logs[0])
+    rows = write_report(sweep, sweep)[0]["jobs"]
+    assert [r["status"] for r in rows] == ["failed", "failed", "failed", "running"]
+    assert rows[0]["error"].startswith("killed by SLURM at its time limit (job 8 on n1") and \
+        "hydra.launcher.timeout_min" in rows[0]["error"]
+    assert rows[1]["error"].startswith("cancelled (job 9 on n2") and "scancel" in rows[1]["error"]
+    assert "out-of-memory" in rows[2]["error"] and "hydra.launcher.mem_gb" in rows[2]["error"]
+    assert rows[0]["steps"] == 1  # what it logged before the kill still counts
+
+
 PROBE = """
 import json, sys
 from qwenlong_verl.cli import main

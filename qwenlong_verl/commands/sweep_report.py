@@ -118,6 +118,20 @@ def _metrics_file(job: Path, status: Mapping[str, Any] | None) -> Path:
     return Path(recorded) if recorded else local
 
 
+def _slurm_ended(job: Path, sweep_dir: Path) -> str | None:
+    """Why SLURM ended this job (time limit, scancel, OOM), from submitit's logs of its array task
+    (``<sweep>/.submitit/<array id>_<job number>/*_log.err``), or None."""
+    from qwenlong_verl.sweep_causes import slurm_end
+
+    if not job.name.isdigit():
+        return None
+    for log in sorted((sweep_dir / ".submitit").glob(f"*_{job.name}/*_log.*")):
+        cause = slurm_end(log.read_text(errors="replace"))
+        if cause:
+            return cause
+    return None
+
+
 def summarize_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
     from qwenlong_verl.pipeline.run_report import read_metrics
 
@@ -134,6 +148,11 @@ def summarize_job(job: Path, sweep_dir: Path) -> dict[str, Any]:
         "overrides": _overrides(job, status),
         "final": {}, "best": {}, "curve": [],
     }
+    if row["status"] in ("unknown", "running", "completed?"):
+        ended = _slurm_ended(job, sweep_dir)
+        if ended:  # SLURM killed the process: its own status file could not say so
+            row["status"], row["error"] = "failed", ended
+            status = {**(status or {}), "status": "failed"}
     if status is None:
         row["error"] = ("no qwenlong_job.json: the job did not start through the recipe's guard, or its process was "
                         "killed before it could write one (see <sweep>/.submitit/*/ logs)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,11 @@ class RetrospectiveOptions:
     min_rollouts: int = 1
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        # `~/runs/p1/difficulty.json` on a cluster: the shell does not expand `~` inside a Hydra override
+        if isinstance(self.difficulty_file, str) and self.difficulty_file.startswith("~"):
+            self.difficulty_file = os.path.expanduser(self.difficulty_file)
+
 
 @dataclass
 class DifficultyOptions:
@@ -108,6 +114,10 @@ class DifficultyOptions:
     metric: str = "acc"
     output_file: str | None = None
     save_with_checkpoint: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.output_file, str) and self.output_file.startswith("~"):
+            self.output_file = os.path.expanduser(self.output_file)
 
 
 @dataclass
