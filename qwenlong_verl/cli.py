@@ -6,6 +6,10 @@ code). New commands need no change here.
 Errors never reach the user as a traceback: :func:`main` prints one line naming the problem (``-v`` adds the
 traceback), and Ctrl-C prints what was kept and how to resume (a command may set ``interrupt_hint``, a function of
 its arguments, with ``set_defaults``) and exits 130.
+
+A handled error (a bad config key, an unreadable input file, a server that gave up) and a bug are told apart by the
+exit code: 1 for the first, :data:`EXIT_INTERNAL` (70, ``EX_SOFTWARE``) for any other exception, so a script or a
+test that expects 1 is never satisfied by a ``TypeError``. The codes are listed in ``qwenlong-verl --help``.
 """
 
 from __future__ import annotations
@@ -22,11 +26,48 @@ from collections.abc import Iterator
 
 from qwenlong_verl import __version__, commands
 
+EXIT_OK = 0
+EXIT_FAILED = 1  # a handled error, or a check/run that did not pass
+EXIT_USAGE = 2  # a bad option or an unusable input named on the command line
+EXIT_INTERNAL = 70  # an exception no command anticipated (a bug): EX_SOFTWARE in sysexits.h
+EXIT_INTERRUPTED = 128 + int(signal.SIGINT)  # 130: Ctrl-C
+EXIT_TERMINATED = 128 + int(signal.SIGTERM)  # 143: SIGTERM
+
+EXIT_CODES_EPILOG = f"""exit codes:
+  {EXIT_OK}    success
+  {EXIT_FAILED}    handled error: the one line printed names the problem and the fix (or a check did not pass)
+  {EXIT_USAGE}    bad option or unusable input file/path (argparse errors too)
+  {EXIT_INTERNAL}   internal error (a bug): one line naming the exception; rerun with -v for the traceback
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C): the line printed says what was kept and how to resume
+  {EXIT_TERMINATED}  terminated (SIGTERM): as for Ctrl-C"""
+
+# Errors a command may let through on purpose: each message names the problem and the fix, so the user gets that
+# one line and exit 1. Imported when an error happens (module, class name), so `qwenlong-verl --help` stays cheap.
+_HANDLED_ERRORS = (
+    ("qwenlong_verl.config", "QwenLongConfigError"),
+    ("qwenlong_verl.data.prepare", "DataPrepError"),
+    ("qwenlong_verl.data.sft", "SFTDataError"),
+    ("qwenlong_verl.evaluation.client", "ChatRequestError"),
+    ("qwenlong_verl.evaluation.data", "EvalDataError"),
+    ("qwenlong_verl.evaluation.store", "EvalStoreError"),
+    ("qwenlong_verl.openai_client", "RequestFailed"),
+    ("qwenlong_verl.pipeline.pipeline_options", "PipelineError"),
+    ("qwenlong_verl.preflight.model_facts", "ModelConfigError"),
+    ("qwenlong_verl.reward.rule", "UnknownDataSourceError"),
+    ("qwenlong_verl.reward.scoring", "RowError"),
+    ("qwenlong_verl.rope_scaling", "RopeScalingError"),
+    ("qwenlong_verl.row_files", "RowFileError"),
+    ("qwenlong_verl.sampling.difficulty", "DifficultyFileError"),
+    ("qwenlong_verl.sampling.phases", "MissingLengthError"),
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qwenlong-verl",
         description="QwenLong-L1 long-context RL recipe for verl 0.9.1: tools around the plugins.",
+        epilog=EXIT_CODES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"qwenlong-verl {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -58,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     install_log_redaction()  # no URL password in any log line; no log line that fails to encode
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     return run_command(args)
 
 
@@ -90,12 +131,35 @@ def sigterm_as_exception() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def handled_error_types() -> tuple[type[BaseException], ...]:
+    """The exception classes that mean "the user can fix this" (exit 1 with their message), plus ``OSError`` (a
+    missing file, a full disk, a refused connection). A module that fails to import is skipped: the handler must
+    never raise while reporting an error."""
+    found: list[type[BaseException]] = [OSError]
+    for module_name, name in _HANDLED_ERRORS:
+        try:
+            found.append(getattr(importlib.import_module(module_name), name))
+        except (ImportError, AttributeError):  # a broken install: the error is reported as internal, still one line
+            continue
+    return tuple(found)
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Run ``args.func``; turn Ctrl-C, SIGTERM and unexpected errors into one line and an exit code."""
+    """Run ``args.func``; turn Ctrl-C, SIGTERM and errors into one line and an exit code.
+
+    Args:
+        args: parsed arguments; ``func`` returns the command's exit code, ``command`` names it in messages,
+            ``verbose`` adds tracebacks and ``interrupt_hint`` (optional) says what Ctrl-C kept.
+
+    Returns:
+        The command's own code; :data:`EXIT_FAILED` (or the error's ``exit_code``) for a handled error;
+        :data:`EXIT_INTERNAL` for any other exception; 130 for Ctrl-C and 143 for SIGTERM.
+    """
     from qwenlong_verl.cli_args import CommandError
     from qwenlong_verl.io_safety import OutputPathError
     log = logging.getLogger("qwenlong_verl")
     verbose = bool(getattr(args, "verbose", False))
+    where = f"qwenlong-verl {args.command}" if getattr(args, "command", None) else "qwenlong-verl"
     try:
         with sigterm_as_exception():
             return int(args.func(args) or 0)
@@ -104,17 +168,20 @@ def run_command(args: argparse.Namespace) -> int:
         text = hint(args) if callable(hint) else "no output was written; rerun the command to start again"
         if isinstance(exc, Terminated):
             print(f"\nterminated (SIGTERM): {text}", file=sys.stderr)
-            return 128 + int(signal.SIGTERM)
+            return EXIT_TERMINATED
         print(f"\ninterrupted: {text}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (CommandError, OutputPathError) as exc:
         log.error("%s", exc, exc_info=verbose)
-        return getattr(exc, "exit_code", 2)
+        return getattr(exc, "exit_code", EXIT_USAGE)
     except Exception as exc:  # the last line of defence: never a bare traceback for a user
-        where = f" in qwenlong-verl {args.command}" if getattr(args, "command", None) else ""
-        log.error("%s%s: %s%s", type(exc).__name__, where, _one_line(exc),
-                  "" if verbose else " (run with -v for the traceback)", exc_info=verbose)
-        return 1
+        if isinstance(exc, handled_error_types()):
+            log.error("%s: %s", where, _one_line(exc), exc_info=verbose)
+            code = getattr(exc, "exit_code", EXIT_FAILED)
+            return code if isinstance(code, int) and code > 0 else EXIT_FAILED
+        log.error("internal error in %s: %s: %s%s", where, type(exc).__name__, _one_line(exc),
+                  "" if verbose else " (rerun with -v for the traceback)", exc_info=verbose)
+        return EXIT_INTERNAL
 
 
 def _one_line(exc: BaseException) -> str:

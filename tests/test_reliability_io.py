@@ -7,11 +7,15 @@ import argparse
 import json
 import logging
 import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reliability_utils import PKG_ROOT, UNEXPECTED
 
+from qwenlong_verl.config import QwenLongConfigError
 from qwenlong_verl.io_safety import (
     OutputPathError,
     atomic_path,
@@ -170,7 +174,15 @@ def _raise(exc: BaseException):
 
 
 @pytest.mark.parametrize("exc, code, expect", [
-    (RuntimeError("disk on fire"), 1, "RuntimeError in qwenlong-verl demo: disk on fire (run with -v"),
+    # a bug: its own exit code, so a test or script expecting a handled error's 1 cannot pass on it
+    (RuntimeError("disk on fire"), 70,
+     "internal error in qwenlong-verl demo: RuntimeError: disk on fire (rerun with -v for the traceback)"),
+    (TypeError("f() takes 1 argument"), 70, "internal error in qwenlong-verl demo: TypeError: f() takes 1 argument"),
+    # handled: the message is the whole story (no "-v" hint), exit 1 or the error's own code
+    (QwenLongConfigError("qwenlong.judge.timeout_s must be > 0; set it in the qwenlong: block"), 1,
+     "qwenlong-verl demo: qwenlong.judge.timeout_s must be > 0; set it in the qwenlong: block"),
+    (FileNotFoundError(2, "No such file or directory", "rows.jsonl"), 1,
+     "qwenlong-verl demo: [Errno 2] No such file or directory: 'rows.jsonl'"),
     (OutputPathError("--out 'x' is a folder"), 2, "--out 'x' is a folder"),
 ])
 def test_errors_become_one_line(caplog, exc, code, expect):
@@ -178,8 +190,9 @@ def test_errors_become_one_line(caplog, exc, code, expect):
 
     with caplog.at_level(logging.ERROR):
         assert run_command(_args(_raise(exc))) == code
-    assert expect in caplog.text
-    assert "Traceback" not in caplog.text
+    [line] = caplog.text.strip().splitlines()
+    assert expect in line
+    assert (UNEXPECTED in line) == (code == 70)
 
 
 def test_verbose_adds_the_traceback(caplog):
@@ -188,8 +201,39 @@ def test_verbose_adds_the_traceback(caplog):
     args = _args(_raise(RuntimeError("boom")))
     args.verbose = True
     with caplog.at_level(logging.ERROR):
-        assert run_command(args) == 1
-    assert "Traceback" in caplog.text
+        assert run_command(args) == 70
+    assert "Traceback" in caplog.text and "RuntimeError: boom" in caplog.text
+
+
+# `qwenlong-verl synth` as the console script runs it, with a bug injected where it writes its rows
+BROKEN_SYNTH = r"""
+import sys
+import qwenlong_verl.data.synth as synth
+def broken(*args, **kwargs):
+    raise TypeError("write_rows() got an unexpected keyword argument 'seed'")
+synth.write_rows = broken
+from qwenlong_verl.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_unexpected_exception_in_a_real_command_exits_70_with_one_line(tmp_path):
+    """The whole CLI in its own process: a TypeError inside `synth` is exit 70 and one stderr line naming it, no
+    traceback; with -v the traceback follows."""
+    argv = ["synth", "--out", str(tmp_path / "s.parquet"), "-n", "2", "--min-tokens", "50", "--max-tokens", "60"]
+    env = {**os.environ, "PYTHONPATH": PKG_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", BROKEN_SYNTH, *argv], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 70, proc.stderr[-2000:]
+    # beside the progress bar and INFO lines of the work done before the bug: one line
+    lines = [x for x in proc.stderr.splitlines() if x.strip() and "%|" not in x and not x.startswith("INFO ")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert "internal error in qwenlong-verl synth: TypeError: write_rows() got an unexpected keyword" in lines[0]
+    assert lines[0].endswith("(rerun with -v for the traceback)") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "s.parquet").exists()
+    verbose = subprocess.run([sys.executable, "-c", BROKEN_SYNTH, *argv, "-v"], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert verbose.returncode == 70 and "Traceback (most recent call last)" in verbose.stderr
 
 
 def test_ctrl_c_exits_130_with_the_resume_hint(capsys):
