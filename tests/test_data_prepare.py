@@ -114,7 +114,7 @@ def test_parallel_workers_give_the_same_lengths(tmp_path, tiny_model_dir):
     assert par == list(pd.read_parquet(tmp_path / "a.parquet")["prompt_length"])
 
 
-def test_cli(tmp_path, tiny_model_dir):
+def test_cli(tmp_path, tiny_model_dir, caplog):
     from qwenlong_verl.cli import main
 
     rows = _rows(3)
@@ -123,6 +123,7 @@ def test_cli(tmp_path, tiny_model_dir):
     _write_jsonl(src, rows)
     out = tmp_path / "out.parquet"
     assert main(["prepare", str(src), "--out", str(out), "--tokenizer", str(tiny_model_dir)]) == 1
+    assert "in.jsonl:2, row 1: missing 'reward_model.ground_truth'" in caplog.text and "--skip-invalid" in caplog.text
     assert not out.exists()
     assert main(["prepare", str(src), "--out", str(out), "--tokenizer", str(tiny_model_dir), "--skip-invalid"]) == 0
     assert len(pd.read_parquet(out)) == 2

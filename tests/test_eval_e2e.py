@@ -188,7 +188,7 @@ def test_rescore_adds_the_judge_without_regenerating(tmp_path, bench, tiny_model
         assert rep["accuracy"] == pytest.approx(100 * 4 / 6, abs=0.01) and rep["judge_calls"] == 2
 
 
-def test_failed_samples_are_retried_on_the_next_run(tmp_path, bench, tiny_model_dir):
+def test_failed_samples_are_retried_on_the_next_run(tmp_path, bench, tiny_model_dir, caplog):
     script, files = bench
     out = tmp_path / "out"
     broken = "Capital of France?"
@@ -200,6 +200,7 @@ def test_failed_samples_are_retried_on_the_next_run(tmp_path, bench, tiny_model_
 
     with FakeOpenAIServer(responder=flaky, fail_first=2, garbage_first=3) as gen:
         assert cli(gen, files[:1], out, tiny_model_dir, "--max-retries", "3") == 1
+        assert "1 generation request(s) failed (h1#0; last error:" in caplog.text and "Rerun the same command" in caplog.text
         rep = json.loads((out / "report.json").read_text())
         assert not rep["complete"] and [f["id"] for f in rep["failed"]] == ["h1"]
         assert rep["benchmarks"]["hotpotqa"]["samples"] == 5

@@ -103,6 +103,7 @@ def test_server_error_bodies_echoing_the_key_are_masked(tmp_path, tiny_model_dir
         assert run_eval(model, data, out, tiny_model_dir, "--api-key-env", "MY_MODEL_API_KEY") == 1
         sent = [h.get("Authorization") for m, _, _, h in model.requests if m == "POST"]
     assert sent == ["Bearer sk-live-0123456789abcdef"]  # the key was really sent (and echoed back)
+    assert "1 generation request(s) failed (a#0" in caplog.text  # the handled failure, not a crash
     captured = capsys.readouterr()
     report = (out / "report.json").read_text()
     assert "bad request" in report and "Authorization" in report  # the server's words are kept...

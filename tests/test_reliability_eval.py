@@ -66,6 +66,7 @@ def test_judge_failure_is_a_failed_sample_and_a_rerun_retries_it(tmp_path, data,
         with FakeOpenAIServer(**JUDGE_FAULTS[fault]) as bad_judge:
             rc = run_cli(eval_args(gen.base_url, data, out, "--judge-endpoint", bad_judge.base_url, *judge_opts))
         assert rc == 1
+        assert "1 judge call(s) failed (q2#0; last error: judge:" in caplog.text and "Rerun the same command" in caplog.text
         rep = report(out)
         assert rep["complete"] is False
         assert [(f["id"], f["sample"]) for f in rep["failed"]] == [("q2", 0)]

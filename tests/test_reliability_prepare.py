@@ -166,12 +166,14 @@ def test_bad_out_fails_before_reading(tmp_path, tiny_model_dir, caplog, case, ex
     assert expect in caplog.text and digest(src) == before
 
 
-def test_failed_run_keeps_the_previous_output(tmp_path, tiny_model_dir):
+def test_failed_run_keeps_the_previous_output(tmp_path, tiny_model_dir, caplog):
     out = tmp_path / "out.parquet"
     pd.DataFrame([GOOD]).to_parquet(out)
     before = digest(out)
-    rc, _, _ = prepare(tmp_path, tiny_model_dir, [row(data_source=None)])
+    with caplog.at_level(logging.ERROR):
+        rc, _, _ = prepare(tmp_path, tiny_model_dir, [row(data_source=None)])
     assert rc == 1 and digest(out) == before
+    assert "in.jsonl:2, row 1 (extra_info.index=1): missing 'data_source'" in caplog.text
 
 
 @pytest.mark.parametrize("option, value", [("--workers", "0"), ("--chat-template-kwargs", "{bad"),

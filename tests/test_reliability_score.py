@@ -56,11 +56,13 @@ def test_bad_output_paths_fail_before_scoring(tmp_path, caplog, case, expect):
     assert digest(src) == before and not other.exists()
 
 
-def test_failed_scoring_leaves_an_existing_output_alone(tmp_path):
+def test_failed_scoring_leaves_an_existing_output_alone(tmp_path, caplog):
     bad = _write(tmp_path, [*ROWS, {"data_source": "mystery", "response": "x", "ground_truth": "y"}])
     out = tmp_path / "scored.jsonl"
     out.write_text("earlier results\n")
-    assert run_cli(["score", bad, "-o", out, "--no-progress"]) == 1
+    with caplog.at_level(logging.ERROR):
+        assert run_cli(["score", bad, "-o", out, "--no-progress"]) == 1
+    assert "row 3: unknown data_source 'mystery'" in caplog.text and UNEXPECTED not in caplog.text
     assert out.read_text() == "earlier results\n"
 
 

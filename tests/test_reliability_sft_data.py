@@ -35,13 +35,15 @@ def test_bad_out_is_refused_before_converting(tmp_path, triplets, caplog, case, 
     assert digest(triplets) == before and not (tmp_path / "sft.csv").exists()
 
 
-def test_output_written_whole_and_kept_on_failure(tmp_path, triplets):
+def test_output_written_whole_and_kept_on_failure(tmp_path, triplets, caplog):
     out = tmp_path / "sft.parquet"
     assert run_cli(["sft-data", "--input", triplets, "--out", out]) == 0
     assert len(pd.read_parquet(out)) == 1
     before = digest(out)
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(ROW) + "\n{not json\n")
-    assert run_cli(["sft-data", "--input", broken, "--out", out]) == 1
+    with caplog.at_level(logging.ERROR):
+        assert run_cli(["sft-data", "--input", broken, "--out", out]) == 1
+    assert "broken.jsonl:2: not valid JSON" in caplog.text and UNEXPECTED not in caplog.text
     assert digest(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.jsonl", "sft.parquet", "triplets.jsonl"]
