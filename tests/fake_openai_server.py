@@ -20,6 +20,13 @@ YES`` -> "YES" 0.90, " Yes" 0.05, "NO" 0.03, "The" 0.02). Unset, the reply has n
 ignores the option. ``usage.completion_tokens`` counts the reply's fake tokens (a word or a punctuation mark with
 its leading space); ``honour_max_tokens`` cuts every reply to ``max_tokens`` of them (``finish_reason: "length"``).
 
+Ordering without sleeps: ``server.hold(which)`` makes the chat requests whose call number ``which`` accepts (all
+when None) wait at a gate until ``server.release()``; ``server.wait_held(k)`` returns once k requests wait there. A
+test can so keep requests "in flight" for exactly as long as it needs (to check what the client did meanwhile, or
+that a client timeout fired) instead of guessing a latency. ``server.barrier(k)`` lets requests through only k at a
+time, all k together: it proves that k requests were at the server at once. A gate or barrier not opened within
+``hold_timeout_s`` (default 60 s) answers HTTP 500 "held too long", so a broken test fails instead of hanging.
+
 The behaviour can be changed while it runs (``server.configure(fail_first=2)``), and ``python
 tests/fake_openai_server.py --port 8000 --latency 0.05`` serves it from a shell (``--port 0``: a free port; the
 first line printed is ``serving <base_url>``); ``GET /stats`` and ``POST /reset`` read and clear its counters from
@@ -125,12 +132,16 @@ class _Handler(BaseHTTPRequestHandler):
         number, outcome, delay, beh = owner._decide()
         owner._record(self.path, body, outcome, number, headers=dict(self.headers.items()))
         try:
-            self._reply(outcome, delay, beh, body, messages)
+            self._reply(outcome, delay, beh, body, messages, number)
         finally:
             owner._done()
 
     def _reply(self, outcome: str, delay: float, beh: Behaviour, body: dict[str, Any],
-               messages: list[dict[str, Any]]) -> None:
+               messages: list[dict[str, Any]], number: int) -> None:
+        why = self.server.owner._wait_at_gate(number)
+        if why is not None:
+            self._send_json(500, {"error": {"message": why}})
+            return
         if delay > 0:
             time.sleep(delay)
         if outcome == "drop":
@@ -230,10 +241,19 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAIServer:
     """A background-thread OpenAI-compatible server on 127.0.0.1 (port 0 = a free one). Context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **behaviour: Any) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, hold_timeout_s: float = 60.0,
+                 **behaviour: Any) -> None:
         self.behaviour = Behaviour(**behaviour)
         self._rng = random.Random(self.behaviour.seed)
         self._lock = threading.Lock()
+        self._held_changed = threading.Condition(self._lock)
+        self.hold_timeout_s = hold_timeout_s  # a held request not released by then fails (HTTP 500), never hangs
+        self._hold: Callable[[int], bool] | None = None  # which call numbers wait at the gate
+        self._gate = threading.Event()  # set: open
+        self._gate.set()
+        self._barrier: threading.Barrier | None = None
+        self.held = 0  # requests waiting at the gate or the barrier now
+        self.hold_timeouts = 0  # requests that gave up waiting (the test never released them)
         self._calls = 0
         self.requests: list[RequestLog] = []
         self._in_flight = 0
@@ -284,6 +304,69 @@ class FakeOpenAIServer:
             if "seed" in changes:
                 self._rng = random.Random(self.behaviour.seed)
             self._calls = 0
+
+    # -- ordering: gates and barriers ----------------------------------------------------------------------------
+    def hold(self, which: Callable[[int], bool] | None = None) -> None:
+        """Make chat requests wait before they are answered, until :meth:`release`.
+
+        Args:
+            which: gets each request's call number (0-based since the last ``configure``/reset) and says whether
+                it waits; None holds every request.
+        """
+        with self._lock:
+            self._hold = which if which is not None else (lambda n: True)
+            self._gate.clear()
+
+    def release(self) -> None:
+        """Open the gate: every held request goes on, and later ones are not held (until the next :meth:`hold`)."""
+        with self._lock:
+            self._hold = None
+            self._gate.set()
+
+    def barrier(self, parties: int | None) -> None:
+        """Let chat requests through ``parties`` at a time, each group only once all of it has arrived (cyclic:
+        the next ``parties`` requests form the next group). None removes the barrier.
+
+        Args:
+            parties: the group size; a group that never fills fails after ``hold_timeout_s`` (HTTP 500).
+        """
+        with self._lock:
+            self._barrier = threading.Barrier(parties) if parties else None
+
+    def wait_held(self, k: int, timeout: float | None = None) -> bool:
+        """Wait until at least ``k`` requests wait at the gate or the barrier; False if that did not happen within
+        ``timeout`` seconds (default ``hold_timeout_s``)."""
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self.held >= k,
+                                               self.hold_timeout_s if timeout is None else timeout)
+
+    def _wait_at_gate(self, number: int) -> str | None:
+        """Block a request at the gate and then the barrier if they apply to it; the error text if it waited longer
+        than ``hold_timeout_s``."""
+        with self._lock:
+            gated = self._hold is not None and self._hold(number)
+            barrier = self._barrier
+            if not gated and barrier is None:
+                return None
+            self.held += 1
+            self._held_changed.notify_all()
+        why = None
+        try:
+            if gated and not self._gate.wait(self.hold_timeout_s):
+                why = f"held too long: call {number} was not released within {self.hold_timeout_s} s"
+            elif barrier is not None:
+                try:
+                    barrier.wait(self.hold_timeout_s)
+                except threading.BrokenBarrierError:
+                    why = (f"held too long: barrier of {barrier.parties} did not fill within "
+                           f"{self.hold_timeout_s} s (call {number})")
+        finally:
+            with self._lock:
+                self.held -= 1
+                if why is not None:
+                    self.hold_timeouts += 1
+                self._held_changed.notify_all()
+        return why
 
     def reset_counts(self) -> None:
         with self._lock:
