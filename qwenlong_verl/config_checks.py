@@ -14,7 +14,6 @@ at all: training never stops because of the judge, so a bad judge URL silently g
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -167,78 +166,48 @@ def check_qwenlong_options(config: Any) -> None:
     check_url(judge.get("base_url"), "qwenlong.judge.base_url")
 
 
-def models_url(base_url: str) -> str:
-    """``GET`` target of an OpenAI-compatible server given as ``.../v1`` or ``.../v1/chat/completions``."""
-    base = base_url.rstrip("/")
-    if base.endswith("/chat/completions"):
-        base = base[: -len("/chat/completions")]
-    return base + "/models"
+def probe_server(base_url: str, timeout_s: float = 3.0, api_key_env: str | None = None) -> str | None:
+    """Why an OpenAI-compatible server at ``base_url`` (``.../v1``) cannot be reached, or None when it answers.
+
+    Args:
+        base_url: ``http://host:port/v1`` or ``.../v1/chat/completions``.
+        timeout_s: Bound on connecting and on the reply (seconds).
+        api_key_env: Name of the variable holding the key training sends; None: no key.
+
+    One ``GET`` of :func:`qwenlong_verl.openai_client.list_models`: no model work, the judge client's route."""
+    from qwenlong_verl.openai_client import list_models
+
+    return list_models(base_url, timeout_s=timeout_s, api_key_env=api_key_env)[0]
 
 
-def get_models(base_url: str, timeout_s: float = 3.0, api_key: str | None = None) -> tuple[str | None, list[str]]:
-    """``GET <base_url>/models`` on an OpenAI-compatible server: (why it cannot be reached or None, the model ids it
-    lists). Any HTTP answer counts as reachable (an auth error or a 404 from a server without ``/models`` still shows
-    a server is there). The route is the judge client's: proxies from the environment are never used (a proxy would
-    otherwise receive the URL's user:password), and URL user info is sent as basic auth, as httpx does. The reason
-    returned never holds a credential."""
-    import base64
-    import urllib.error
-    import urllib.request
-    from urllib.parse import unquote, urlsplit, urlunsplit
+def probe_judge(config: Any, timeout_s: float = 3.0) -> list[str] | None:
+    """One ``GET <base_url>/models`` to an active judge (:func:`qwenlong_verl.openai_client.list_models`, with the
+    judge's key and route); an unreachable judge stops the run with the fix, unless the user opted into rule-only
+    (``enabled=false``) or turned the probe off.
 
-    from qwenlong_verl.io_safety import redact
+    Args:
+        config: The run's config (the ``qwenlong.judge`` section is read).
+        timeout_s: Bound on connecting and on the reply (seconds).
 
-    try:
-        parts = urlsplit(models_url(base_url))
-        headers = {}
-        if parts.username is not None:  # urllib takes user:pw@ for part of the host name: send it as basic auth
-            user_pw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(user_pw).decode()
-            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "")
-            parts = parts._replace(netloc=host + (f":{parts.port}" if parts.port else ""))
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        request = urllib.request.Request(urlunsplit(parts), method="GET", headers=headers)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy, like the judge client
-        with opener.open(request, timeout=timeout_s) as resp:
-            raw = resp.read()
-    except urllib.error.HTTPError:
-        return None, []  # a server answered
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return redact(str(getattr(exc, "reason", exc))), []
-    try:
-        payload = json.loads(raw or b"{}")
-    except ValueError:
-        return None, []
-    data = payload.get("data") if isinstance(payload, dict) else None
-    ids = [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)] if isinstance(data, list) \
-        else []
-    return None, ids
-
-
-def probe_server(base_url: str, timeout_s: float = 3.0) -> str | None:
-    """Why an OpenAI-compatible server at ``base_url`` (``.../v1``) cannot be reached, or None when it answers
-    (:func:`get_models`: one ``GET``, no model work, no proxy)."""
-    return get_models(base_url, timeout_s)[0]
-
-
-def probe_judge(config: Any, timeout_s: float = 3.0) -> None:
-    """One ``GET <base_url>/models`` to an active judge (:func:`probe_server`); an unreachable judge stops the run
-    with the fix, unless the user opted into rule-only (``enabled=false``) or turned the probe off."""
+    Returns:
+        The model ids the judge lists ([] when it answers without a list), or None when nothing was probed.
+    """
     if os.environ.get(PROBE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return
+        return None
     judge = qwenlong_section(config, "judge")
     from qwenlong_verl.reward.judge import JudgeOptions
 
     opts = options_from(JudgeOptions, judge, "qwenlong.judge")
     if not opts.active or not opts.base_url:
-        return
+        return None
     from qwenlong_verl.io_safety import redact_url
+    from qwenlong_verl.openai_client import list_models
 
-    reason = probe_server(opts.base_url, timeout_s)
+    reason, served = list_models(opts.base_url, timeout_s=timeout_s, api_key_env=opts.api_key_env)
     if reason is not None:
         raise QwenLongConfigError(
             f"qwenlong.judge.base_url={redact_url(opts.base_url)!r}: the judge is unreachable ({reason}). Start it "
             "(recipes/serve_judge.sh) or fix the URL; for a rule-only run set qwenlong.judge.enabled=false (or "
             f"base_url=null); to skip this check set {PROBE_ENV}=0")
     logger.info("judge at %s answers", redact_url(opts.base_url))
+    return served

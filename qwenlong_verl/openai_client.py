@@ -1,8 +1,11 @@
-"""The one HTTP client of this package for OpenAI-compatible ``/chat/completions`` endpoints (vLLM's server).
+"""The one HTTP client of this package for OpenAI-compatible endpoints (vLLM's server).
 
 Both the LLM judge (:class:`qwenlong_verl.reward.judge.JudgeClient`) and evaluation
-(:class:`qwenlong_verl.evaluation.client.ChatClient`) send their requests through :class:`OpenAIChatTransport`, so
-there is one library (httpx), one retry policy and one way of handling keys, limits and event loops:
+(:class:`qwenlong_verl.evaluation.client.ChatClient`) send their requests through :class:`OpenAIChatTransport`, and
+every up-front "does the server answer?" check (the training guard, ``preflight``, ``judge-check``, ``eval``,
+``score``) goes through :func:`list_models`, the one ``GET <base>/models`` of the package. Both make their httpx
+client with :func:`client_options`, so a probe takes exactly the route training takes: one library (httpx), one
+proxy policy, one way of handling keys, TLS, limits and event loops:
 
 * **Retries** (:class:`RetryPolicy`): a refused or timed-out *connection* is retried by httpx's own transport
   (``httpx.AsyncHTTPTransport(retries=max_retries)``, httpcore's backoff). Everything after the connection, which
@@ -22,9 +25,17 @@ there is one library (httpx), one retry policy and one way of handling keys, lim
   ``asyncio.run``, the reward loop of another worker thread) gets fresh ones. What the caller keeps across loops
   (the judge's verdict cache) is its own.
 * **Credentials**: an API key is sent only when asked for (``api_key_env`` names the variable holding it; unset or
-  empty: no ``Authorization`` header). URLs in messages have user info and key-like query values masked
-  (:func:`qwenlong_verl.io_safety.redact_url`). Proxies from the environment are not used (as the judge always
-  did): the endpoints are cluster-internal servers.
+  empty: no ``Authorization`` header). User info in the URL (``http://user:pw@host/v1``) is sent to that host as
+  HTTP basic auth, by httpx, and then replaces the bearer key. URLs in messages have user info and key-like query
+  values masked (:func:`qwenlong_verl.io_safety.redact_url`).
+* **Proxies and the environment** (an explicit transport and ``trust_env=False``): ``http_proxy``,
+  ``https_proxy``, ``all_proxy`` and ``no_proxy`` (either case) are ignored, and so is ``~/.netrc``: every request
+  connects straight to the host in the URL. The judge and the model server are cluster-internal (a node of the job,
+  or a host next to it), which a site proxy usually cannot reach; a proxy would also receive the URL's
+  ``user:password``; and the probes must take the route training takes, so that a probe that passes means the
+  reward's calls connect too. A judge reachable only through a proxy: tunnel it (``ssh -L``) and give the local
+  URL. ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are honoured (read once, when the first client is made): they name
+  the CA bundle of an ``https://`` judge with a site certificate, and change whom we trust, not where we connect.
 
 Failures are :class:`RequestFailed` with the last :class:`AttemptError`, whose ``kind`` (``"timeout"``,
 ``"connection"``, ``"http 503"``, ``"bad body"``) callers count.
@@ -45,7 +56,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from qwenlong_verl.io_safety import redact_url, redact_url_text
+from qwenlong_verl.io_safety import redact, redact_url, redact_url_text
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +78,94 @@ def chat_completions_url(endpoint: str, *, add_v1: bool = False) -> str:
     return base + "/chat/completions"
 
 
+def models_url(endpoint: str) -> str:
+    """``.../models`` of an endpoint given as ``http://host:port/v1`` or ``.../v1/chat/completions``: the model list
+    of an OpenAI-compatible server, which every server probe of the package asks for (:func:`list_models`)."""
+    base = endpoint.rstrip("/")
+    if base.endswith("/chat/completions"):
+        base = base[: -len("/chat/completions")]
+    return base + "/models"
+
+
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
-    """httpx's default verifying context, made once: each transport would otherwise load the CA bundle (~40 ms)."""
+    """httpx's default verifying context, made once: each transport would otherwise load the CA bundle (~40 ms).
+    It reads ``SSL_CERT_FILE``/``SSL_CERT_DIR`` (see the module docstring: Proxies and the environment)."""
     return httpx.create_ssl_context()
+
+
+def request_headers(api_key_env: str | None) -> dict[str, str]:
+    """Headers of every request: JSON, and ``Authorization: Bearer`` only when ``api_key_env`` names a set
+    variable (read at each call: a key exported after start-up is used)."""
+    headers = {"Content-Type": "application/json"}
+    key = os.environ.get(api_key_env) if api_key_env else None
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def client_options(*, api_key_env: str | None, timeout_s: float, connect_timeout_s: float, max_connections: int,
+                   retries: int, sync: bool = False,
+                   transport: httpx.AsyncBaseTransport | httpx.BaseTransport | None = None) -> dict[str, Any]:
+    """Keyword arguments of every httpx client of the package (``httpx.AsyncClient(**client_options(...))``, or
+    ``httpx.Client`` with ``sync=True``): the one place the route, proxy policy, auth and TLS are decided, so the
+    judge's calls and the probes cannot drift apart (see the module docstring).
+
+    Args:
+        api_key_env: Name of the variable holding a bearer key (:func:`request_headers`); None: no key.
+        timeout_s: Bound on one request from connect to the last byte; 0: none.
+        connect_timeout_s: Bound on establishing the connection (at most ``timeout_s``).
+        max_connections: Connections the client may hold (all kept alive).
+        retries: Connection attempts httpx's transport retries (refused or timed-out connects only).
+        sync: Options for ``httpx.Client`` (a synchronous transport) rather than ``httpx.AsyncClient``.
+        transport: Tests: a custom transport instead of httpx's (it then makes no connect retries).
+    """
+    total = timeout_s or None
+    timeout = httpx.Timeout(total, connect=connect_timeout_s if total is None else min(connect_timeout_s, total))
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    if transport is None:
+        transport_cls = httpx.HTTPTransport if sync else httpx.AsyncHTTPTransport
+        transport = transport_cls(retries=retries, limits=limits, verify=_ssl_context())
+    # an explicit transport makes httpx mount no proxy from the environment, and trust_env=False also drops
+    # ~/.netrc: both, so neither alone is load-bearing (the module docstring says why)
+    return {"headers": request_headers(api_key_env), "timeout": timeout, "limits": limits, "transport": transport,
+            "trust_env": False}
+
+
+def list_models(endpoint: str, *, timeout_s: float = 3.0,
+                api_key_env: str | None = None) -> tuple[str | None, list[str]]:
+    """``GET <endpoint>/models`` (:func:`models_url`) on an OpenAI-compatible server, over a client made like the
+    judge's (:func:`client_options`: no proxy, URL user info as basic auth, the same TLS), so a server that answers
+    here is one the reward's calls reach. No model work is done, and no connection is retried: it is a probe.
+
+    Args:
+        endpoint: ``http://host:port/v1`` or ``.../v1/chat/completions`` (user info allowed).
+        timeout_s: Bound on connecting and on the reply (seconds).
+        api_key_env: Name of the variable holding the bearer key training sends; None or unset: no key.
+
+    Returns:
+        (why nothing answers, or None when a server answered; the model ids it lists). Any HTTP answer counts as
+        reachable: an auth error or a 404 from a server without ``/models`` still shows a server is there (then
+        the list is empty, as it is for a body that is not a model list). The reason never holds a credential.
+    """
+    url = models_url(endpoint)
+    try:
+        with httpx.Client(**client_options(api_key_env=api_key_env, timeout_s=timeout_s, connect_timeout_s=timeout_s,
+                                           max_connections=1, retries=0, sync=True)) as client:
+            resp = client.get(url)
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:
+        reason = str(exc) or type(exc).__name__
+        return redact(reason), []
+    if resp.status_code >= 300:
+        return None, []
+    try:
+        payload = resp.json()
+    except ValueError:
+        return None, []
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        return None, []
+    return None, [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -183,12 +278,8 @@ class OpenAIChatTransport:
         return redact_url(self.url)
 
     def headers(self) -> dict[str, str]:
-        """Request headers: JSON, and ``Authorization: Bearer`` only when ``api_key_env`` names a set variable."""
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+        """Request headers (:func:`request_headers`)."""
+        return request_headers(self.api_key_env)
 
     # -- per-event-loop state ----------------------------------------------------------------------------------------
     def _bind_loop(self) -> asyncio.Semaphore:
@@ -196,22 +287,14 @@ class OpenAIChatTransport:
         if loop is not self._loop or not self._clients or self._clients[0].is_closed:
             # httpx clients' connections and an asyncio semaphore belong to the loop that made them: a new loop
             # gets fresh ones (the old clients' connections died with their loop)
-            total = self.timeout_s or None
-            timeout = httpx.Timeout(total, connect=self.connect_timeout_s if total is None
-                                    else min(self.connect_timeout_s, total))
-            headers = self.headers()
             if self._transport is not None:
                 sizes = [self.max_connections]
             else:
                 n, rest = divmod(self.max_connections, CONNECTIONS_PER_POOL)
                 sizes = [CONNECTIONS_PER_POOL] * n + ([rest] if rest else [])
-            self._clients = []
-            for size in sizes:
-                limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-                transport = self._transport or httpx.AsyncHTTPTransport(
-                    retries=self.retry.max_retries, limits=limits, verify=_ssl_context())
-                self._clients.append(httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits,
-                                                       transport=transport, trust_env=False))
+            self._clients = [httpx.AsyncClient(**client_options(
+                api_key_env=self.api_key_env, timeout_s=self.timeout_s, connect_timeout_s=self.connect_timeout_s,
+                max_connections=size, retries=self.retry.max_retries, transport=self._transport)) for size in sizes]
             self._free = list(sizes)
             self._semaphore = asyncio.Semaphore(self.max_connections)
             self._loop = loop

@@ -115,17 +115,27 @@ class EndpointUnreachable(RuntimeError):
     """The judge endpoint does not answer at all."""
 
 
-def probe(base_url: str, timeout_s: float, api_key: str | None = None) -> list[str]:
+def probe(base_url: str, timeout_s: float, api_key_env: str | None = None) -> list[str]:
     """The model ids the endpoint serves (``GET /models``); [] when it answers without a list (some servers have
-    no such route). Raises :class:`EndpointUnreachable` when nothing answers. The probe takes the judge client's
-    route (:func:`~qwenlong_verl.config_checks.get_models`: no proxy, URL user info as basic auth), so a URL with
-    credentials works here exactly as it does in training."""
-    from qwenlong_verl.config_checks import get_models, models_url
-    from qwenlong_verl.io_safety import redact_url
+    no such route). The probe is :func:`~qwenlong_verl.openai_client.list_models`, the judge client's route (no
+    proxy, URL user info as basic auth, the same key), so a URL with credentials works here exactly as it does in
+    training.
 
-    reason, ids = get_models(base_url, timeout_s, api_key)
+    Args:
+        base_url: The judge's ``.../v1`` (or ``.../v1/chat/completions``) URL.
+        timeout_s: Bound on connecting and on the reply (seconds).
+        api_key_env: Name of the variable holding the judge's key; None or unset: no key.
+
+    Raises:
+        EndpointUnreachable: Nothing answers; the message names the URL (credentials masked) and why.
+    """
+    from qwenlong_verl.io_safety import redact_url
+    from qwenlong_verl.openai_client import chat_completions_url, list_models
+
+    reason, ids = list_models(base_url, timeout_s=timeout_s, api_key_env=api_key_env)
     if reason is not None:
-        raise EndpointUnreachable(f"{redact_url(models_url(base_url).removesuffix('/models'))}: {reason}")
+        base = chat_completions_url(base_url).removesuffix("/chat/completions")
+        raise EndpointUnreachable(f"{redact_url(base)}: {reason}")
     return ids
 
 
@@ -203,16 +213,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     from qwenlong_verl.io_safety import check_output, redact_url, redact_value, write_text
 
     if args.json_out and args.json_out != "-":
         check_output(args.json_out, option="--json")
     shown = redact_url(args.url)  # the URL as a person or a file may see it: no user info, no key
-    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     try:
-        served = probe(args.url, min(args.timeout, 10.0), api_key)
+        served = probe(args.url, min(args.timeout, 10.0), args.api_key_env)
     except EndpointUnreachable as exc:
         print(f"judge-check: cannot reach the judge at {exc}; start it (e.g. `vllm serve "
               "Qwen/Qwen2.5-1.5B-Instruct --port 8000`) or pass --url", file=sys.stderr)

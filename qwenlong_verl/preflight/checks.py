@@ -466,30 +466,37 @@ def check_loggers(cfg: dict[str, Any]) -> list[Finding]:
 
 
 def probe_judge(cfg: dict[str, Any], timeout_s: float = 5.0) -> list[Finding]:
-    """The judge answers from where the run starts (``config_checks.probe_judge``, the guard's probe), and serves
-    ``qwenlong.judge.model`` (a wrong name fails every call, which would leave a rule-only run)."""
+    """The judge answers from where the run starts, and serves ``qwenlong.judge.model`` (a wrong name fails every
+    call, which would leave a rule-only run). One request: the guard's own probe (``config_checks.probe_judge``, the
+    judge client's route and key), whose model list is checked here.
+
+    Args:
+        cfg: The composed config, as plain containers.
+        timeout_s: Bound on connecting and on the reply (seconds).
+    """
     from qwenlong_verl.config import QwenLongConfigError
-    from qwenlong_verl.config_checks import models_url
+    from qwenlong_verl.config_checks import PROBE_ENV
     from qwenlong_verl.config_checks import probe_judge as probe
+    from qwenlong_verl.io_safety import redact_url
 
     url = sel(cfg, "qwenlong.judge.base_url")
     if not url:
         return []
     try:
-        probe(cfg, timeout_s)
+        names = probe(cfg, timeout_s)
     except QwenLongConfigError as exc:
         return [Finding("error", "judge", "qwenlong.judge.base_url", str(exc))]
-    import httpx
-
-    try:
-        names = [m.get("id") for m in httpx.get(models_url(str(url)), timeout=timeout_s).json().get("data", [])]
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return [Finding("info", "judge", "qwenlong.judge.base_url", f"{url} answers (no model list)")]
+    shown = redact_url(str(url))
+    if names is None:
+        return [Finding("info", "judge", "qwenlong.judge.base_url", f"{shown} not probed: the judge is off "
+                        f"(qwenlong.judge.enabled=false) or {PROBE_ENV}=0, as the launch guard would skip it")]
+    if not names:
+        return [Finding("info", "judge", "qwenlong.judge.base_url", f"{shown} answers (no model list)")]
     model = sel(cfg, "qwenlong.judge.model")
-    if model and names and model not in names:
-        return [Finding("error", "judge", "qwenlong.judge.model", f"{model!r} is not served at {url} (it serves "
+    if model and model not in names:
+        return [Finding("error", "judge", "qwenlong.judge.model", f"{model!r} is not served at {shown} (it serves "
                         f"{names}): every judge call would fail", f"qwenlong.judge.model={names[0]}")]
-    return [Finding("info", "judge", "qwenlong.judge.base_url", f"{url} answers, serving {names}")]
+    return [Finding("info", "judge", "qwenlong.judge.base_url", f"{shown} answers, serving {names}")]
 
 
 def model_checks(cfg: dict[str, Any], facts: ModelFacts, gpu_memory_gib: float | None) -> list[Finding]:
