@@ -248,7 +248,9 @@ def test_killed_run_resumes_without_losing_or_repeating(tmp_path, tiny_model_dir
     def asked(server):
         return Counter((split_template(b["messages"][0]["content"])[1], b["seed"]) for b in server.bodies())
 
-    with FakeOpenAIServer(responder=respond, latency_s=0.15) as gen:
+    with FakeOpenAIServer(responder=respond) as gen:
+        # the first 12 requests are answered; later ones stay in flight until the kill (and the rerun's release)
+        gen.hold(lambda n: n >= 12)
         args = ["eval", "--endpoint", gen.base_url, "--model", "m", "--data", str(data), "--out", str(out),
                 "--tokenizer", str(tiny_model_dir), "--max-input-tokens", str(BUDGET), "--no-progress",
                 "--concurrency", "3", "-n", "2", "--seed", "100"]
@@ -258,13 +260,11 @@ def test_killed_run_resumes_without_losing_or_repeating(tmp_path, tiny_model_dir
             proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli", *args], env=env,
                                     stdout=subprocess.DEVNULL, stderr=log_fh)
         try:
+            # kill only while requests are out (received by the server, never answered): a kill in the gap
+            # between writing a line and sending the next request would prove nothing
+            assert gen.wait_held(3, timeout=120), log.read_text()  # --concurrency 3: every slot waits
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                written = gens.read_bytes().count(b"\n") if gens.exists() else 0
-                # kill only while a request is out (received by the server, its line not yet written): the client
-                # sends the next request a moment after writing a line, and a kill in that gap proves nothing
-                if written >= 10 and gen.count > written:
-                    break
+            while time.monotonic() < deadline and (gens.read_bytes().count(b"\n") if gens.exists() else 0) < 10:
                 assert proc.poll() is None, log.read_text()
                 time.sleep(0.01)
             proc.send_signal(signal.SIGKILL)
@@ -278,6 +278,7 @@ def test_killed_run_resumes_without_losing_or_repeating(tmp_path, tiny_model_dir
         with gens.open("ab") as fh:  # and the process died while writing a line
             fh.write(b'{"id": "r29", "sample": 1, "respo')
 
+        gen.release()
         gen.reset_counts()
         assert main(args) == 0
         asked2 = asked(gen)

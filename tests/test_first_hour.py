@@ -160,11 +160,31 @@ def test_outputs_into_a_fifo_are_written_in_place(tmp_path):
     with pytest.raises(OutputPathError, match="no process reads this FIFO"):
         write_text(fifo, "nobody listens\n")
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
-    reader.start()
-    import time
+    opened = threading.Event()
 
-    time.sleep(0.2)  # the reader opens first, as a shell's `cat pipe` would
+    def read_all() -> None:
+        """A reader like a shell's `cat pipe`, which says when it has the FIFO open. O_NONBLOCK only so that the
+        open returns before a writer comes (a blocking open would wait for one); reads then wait in poll()."""
+        import select
+
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        opened.set()
+        data = b""
+        try:
+            waiter = select.poll()
+            waiter.register(fd, select.POLLIN)
+            while waiter.poll(10_000):  # Linux: no hang-up before a first writer has come and gone
+                chunk = os.read(fd, 65536)
+                if not chunk:  # the writer closed
+                    break
+                data += chunk
+        finally:
+            os.close(fd)
+        got.append(data)
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    assert opened.wait(10)  # the reader opens first, as a shell's `cat pipe` would
     check_output(fifo, option="--json", suffixes=[".json"])
     write_text(fifo, '{"ok": true}\n')
     reader.join(10)

@@ -76,15 +76,31 @@ def test_every_count_has_an_upper_bound(argv, option, capsys):
     assert option in err and "expected an integer from" in err
 
 
-def test_retry_after_is_honoured():
-    """A 503 with `Retry-After: 1` is retried no sooner than a second later, though the backoff says 10 ms."""
+def test_retry_after_is_honoured(monkeypatch):
+    """A 503 with `Retry-After: 1` is retried no sooner than a second later, though the backoff says 10 ms: the
+    transport's wait between the attempts is read from its clock (its ``asyncio.sleep``), not from a wall clock."""
+    from qwenlong_verl import openai_client
     from qwenlong_verl.openai_client import OpenAIChatTransport, RetryPolicy
 
-    times: list[float] = []
+    calls: list[str] = []
+    waits: list[float] = []
+
+    class RecordingAsyncio:
+        """The transport's view of asyncio: every sleep is recorded, in order with the requests, and skipped."""
+
+        def __getattr__(self, name: str):
+            return getattr(asyncio, name)
+
+        async def sleep(self, delay: float, result=None):
+            waits.append(delay)
+            calls.append("wait")
+            return result
+
+    monkeypatch.setattr(openai_client, "asyncio", RecordingAsyncio())
 
     def busy(path: str, body: dict, headers: dict):
-        times.append(time.monotonic())
-        if len(times) == 1:
+        calls.append("request")
+        if calls.count("request") == 1:
             return 503, {"Retry-After": "1"}, b'{"error": "busy"}'
         return 200, {}, chat_reply("ok")
 
@@ -95,7 +111,7 @@ def test_retry_after_is_honoured():
     with ScriptedServer(busy) as server:
         reply = asyncio.run(go(server.base_url + "/chat/completions"))
     assert reply.value == "ok" and reply.attempts == 2
-    assert times[1] - times[0] >= 0.95
+    assert calls == ["request", "wait", "request"] and waits == [1.0]
 
 
 def test_retry_after_parses_seconds_and_dates():

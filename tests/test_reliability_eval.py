@@ -235,7 +235,8 @@ def as_from_a_terminal() -> None:
 
 def test_ctrl_c_keeps_finished_samples_and_says_how_to_resume(tmp_path, data):
     out = tmp_path / "out"
-    with FakeOpenAIServer(responder=model, latency_s=lambda n: 0.05 if n == 0 else 30.0) as gen:
+    with FakeOpenAIServer(responder=model) as gen:
+        gen.hold(lambda n: n >= 1)  # the first sample is answered; the next stays in flight until Ctrl-C
         env = {"PYTHONPATH": PKG_ROOT, "PATH": "/usr/bin:/bin"}
         proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli",
                                  *map(str, eval_args(gen.base_url, data, out, "--concurrency", "1"))],
@@ -245,12 +246,13 @@ def test_ctrl_c_keeps_finished_samples_and_says_how_to_resume(tmp_path, data):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (gens.exists() and gens.read_text().count("\n") >= 1):
             time.sleep(0.05)
+        assert gen.wait_held(1), "the second request never reached the server"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err[-2000:]
         assert_clean_failure(err)
         assert "interrupted: finished samples are saved in" in err and "rerun the same command to resume" in err
         assert gens.read_text().count("\n") == 1
-        gen.configure(latency_s=0.0)
+        gen.release()
         assert run_cli(eval_args(gen.base_url, data, out)) == 0
     assert report(out)["average"]["samples"] == 3
