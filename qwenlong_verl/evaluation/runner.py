@@ -60,6 +60,9 @@ class EvalOptions:
 
 @dataclass
 class EvalResult:
+    """What one evaluation run produced: the report (also written as report.json/.md/.png under ``paths``), how
+    many samples were asked and reused, and which failed. ``complete`` is the command's exit status 0."""
+
     report: dict[str, Any]
     paths: dict[str, Path]
     asked: int  # samples requested in this run
@@ -73,6 +76,26 @@ class EvalResult:
     def complete(self) -> bool:
         return (bool(self.report["complete"]) and not self.failed
                 and (self.allow_judge_failures or not self.judge_failed))
+
+    @property
+    def accuracy(self) -> float | None:
+        """Mean accuracy (percent) over the benchmarks, as the report's Average row; None when nothing was scored."""
+        return self.report["average"].get("accuracy")
+
+    @property
+    def rule_accuracy(self) -> float | None:
+        """Mean rule-only accuracy (percent) over the benchmarks: what the judge adds is ``accuracy`` minus this."""
+        return self.report["average"].get("rule_accuracy")
+
+    @property
+    def rows(self) -> int:
+        """Rows of the data over all benchmarks (each asked ``n`` times)."""
+        return int(self.report["average"].get("rows", 0))
+
+    @property
+    def report_path(self) -> Path | None:
+        """report.json, once written."""
+        return self.paths.get("json")
 
     def failure_summary(self, show: int = 5) -> str | None:
         """One line: how many samples failed, which (the first few ids), and how to retry; None when none did."""
@@ -246,29 +269,23 @@ async def _rescore(records: dict[Key, dict[str, Any]], rows: Mapping[str, EvalRo
     return kept
 
 
-async def run_eval(
-    rows: Sequence[EvalRow],
-    chat: ChatClient,
-    scorer: Scorer,
-    truncator: MiddleTruncator,
-    options: EvalOptions,
-    *,
-    tokenizer_name: str | None = None,
-    scorer_settings: Mapping[str, Any] | None = None,
-    count_tokens: Callable[[str], int] | None = None,
-) -> EvalResult:
-    """Evaluate ``rows`` (``options.n_samples`` each), resuming from ``options.out_dir``; write the reports."""
-    from tqdm.auto import tqdm
-
+def _open_store(rows: Sequence[EvalRow], chat: ChatClient, scorer: Scorer, truncator: MiddleTruncator,
+                options: EvalOptions, tokenizer_name: str | None,
+                scorer_settings: Mapping[str, Any] | None) -> GenerationStore:
+    """Step 1: check the rows against the scorer, then open ``options.out_dir`` and check (or write) its run.json:
+    a directory that holds a run with other generation settings is refused before any request."""
     preflight(rows, scorer)
     store = GenerationStore(options.out_dir)
-    gen_settings = generation_settings(chat, truncator, tokenizer_name)
-    settings = {**gen_settings, "scorer": dict(scorer_settings or {})}
+    settings = {**generation_settings(chat, truncator, tokenizer_name), "scorer": dict(scorer_settings or {})}
     # --rescore recomputes every stored score below, so a changed scorer is no reason to refuse the directory.
     store.check_manifest(settings, force=options.force_resume, ignore=("scorer",) if options.rescore else ())
+    return store
 
-    by_id = {r.id: r for r in rows}
-    has_judge = getattr(scorer, "judge", None) is not None
+
+def _load_stored(store: GenerationStore, by_id: Mapping[str, EvalRow], options: EvalOptions,
+                 has_judge: bool) -> tuple[dict[Key, dict[str, Any]], dict[Key, dict[str, Any]]]:
+    """Step 2 (resume): every stored sample, and those of them this run counts as done (ids in the data, sample
+    index below n). Stored ids must still name the same benchmark and question, else the file is refused."""
     # Responses (up to 10K tokens each, x n samples) are only needed to re-score; keep memory to scores otherwise.
     # A sample whose judge call failed keeps its response: it is judged again below.
     stored = store.load(drop=() if options.rescore else ("response",),
@@ -288,33 +305,75 @@ async def run_eval(
             if rec.get(name) != getattr(row, name):
                 raise ValueError(f"{store.path}: id {key[0]!r} was stored with {name} {str(rec.get(name))[:80]!r} "
                                  f"but {row.source} has {str(getattr(row, name))[:80]!r}; ids must be stable")
+    return stored, done
 
-    if options.rescore and stored:
-        logger.info("re-scoring %d stored sample(s)", len(stored))
-        await _rescore({k: v for k, v in stored.items() if k[0] in by_id}, by_id, scorer, options.concurrency,
-                       options.progress)
-        store.rewrite(stored.values())
-        for rec in stored.values():
-            rec.pop("response", None)
-    rejudge = {} if options.rescore or not has_judge else {
-        k: v for k, v in done.items() if v.get("judge_failed") and isinstance(v.get("response"), str)}
-    if rejudge:
-        logger.info("asking the judge again for %d stored sample(s) whose judge call failed", len(rejudge))
-        await _rescore(rejudge, by_id, scorer, options.concurrency, options.progress)
-        store.open()
-        try:
-            for rec in rejudge.values():
-                store.append(rec)  # the later line replaces the earlier one on the next load
-        finally:
-            store.close()
-        still = sum(bool(r.get("judge_failed")) for r in rejudge.values())
-        logger.info("judge: %d of %d re-asked sample(s) now have a verdict", len(rejudge) - still, len(rejudge))
-    for rec in done.values():
+
+async def _rescore_stored(stored: dict[Key, dict[str, Any]], by_id: Mapping[str, EvalRow], scorer: Scorer,
+                          store: GenerationStore, options: EvalOptions) -> None:
+    """Step 3 (``--rescore``): score every stored response of the data's ids again and rewrite the file atomically;
+    the responses are then dropped from memory."""
+    logger.info("re-scoring %d stored sample(s)", len(stored))
+    await _rescore({k: v for k, v in stored.items() if k[0] in by_id}, by_id, scorer, options.concurrency,
+                   options.progress)
+    store.rewrite(stored.values())
+    for rec in stored.values():
         rec.pop("response", None)
 
-    jobs = [(row, s) for row in rows for s in range(options.n_samples) if (row.id, s) not in done]
-    total = len(rows) * options.n_samples
-    logger.info("%d of %d samples already done in %s; asking for %d", len(done), total, store.dir, len(jobs))
+
+async def _rejudge_failed(done: dict[Key, dict[str, Any]], by_id: Mapping[str, EvalRow], scorer: Scorer,
+                          store: GenerationStore, options: EvalOptions) -> None:
+    """Step 4: ask the judge again about each done sample whose judge call failed before, from its stored response
+    (the model is not asked again); the new records are appended and replace the old ones on the next load."""
+    rejudge = {k: v for k, v in done.items() if v.get("judge_failed") and isinstance(v.get("response"), str)}
+    if not rejudge:
+        return
+    logger.info("asking the judge again for %d stored sample(s) whose judge call failed", len(rejudge))
+    await _rescore(rejudge, by_id, scorer, options.concurrency, options.progress)
+    store.open()
+    try:
+        for rec in rejudge.values():
+            store.append(rec)  # the later line replaces the earlier one on the next load
+    finally:
+        store.close()
+    still = sum(bool(r.get("judge_failed")) for r in rejudge.values())
+    logger.info("judge: %d of %d re-asked sample(s) now have a verdict", len(rejudge) - still, len(rejudge))
+
+
+def _sample_record(row: EvalRow, sample: int, prompt: Truncated, comp: Completion, latency: float,
+                   resp_tokens: int | None, scored: Mapping[str, Any]) -> dict[str, Any]:
+    """The line ``generations.jsonl`` keeps for one finished (row, sample)."""
+    return {
+        "id": row.id,
+        "sample": sample,
+        "benchmark": row.benchmark,
+        "data_source": row.data_source,
+        "question": row.question,
+        "answers": list(row.answers),
+        "response": comp.text,
+        "finish_reason": comp.finish_reason,
+        "input_tokens": prompt.original_tokens if prompt.original_tokens >= 0 else None,
+        "input_tokens_exact": prompt.original_exact,  # False: estimated from the truncation windows
+        "input_tokens_sent": prompt.tokens if prompt.tokens >= 0 else None,
+        "input_truncated": prompt.truncated,
+        "prompt_tokens": comp.prompt_tokens,
+        "response_tokens": resp_tokens,
+        "attempts": comp.attempts,
+        "latency_s": round(latency, 3),
+        **({"replaced_chars": comp.replaced_chars} if comp.replaced_chars else {}),
+        **scored,
+    }
+
+
+async def _generate(jobs: Sequence[tuple[EvalRow, int]], done: Mapping[Key, Mapping[str, Any]], total: int,
+                    chat: ChatClient, scorer: Scorer, truncator: MiddleTruncator, store: GenerationStore,
+                    options: EvalOptions, count_tokens: Callable[[str], int] | None,
+                    ) -> tuple[dict[Key, dict[str, Any]], list[tuple[str, int, str]]]:
+    """Step 5 (the pool): ``options.concurrency`` workers ask the model for each missing (row, sample), score the
+    reply and append it to ``generations.jsonl`` at once. Returns the new records (without their responses) and the
+    failed requests as (id, sample, error); a failed sample is not stored, so the next run asks for it again."""
+    from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     failed: list[tuple[str, int, str]] = []
     new: dict[Key, dict[str, Any]] = {}
     correct = sum(bool(r.get("correct")) for r in done.values())
@@ -335,26 +394,7 @@ async def run_eval(
         resp_tokens = comp.completion_tokens
         if resp_tokens is None and count_tokens is not None:
             resp_tokens = await asyncio.to_thread(count_tokens, comp.text)
-        return {
-            "id": row.id,
-            "sample": sample,
-            "benchmark": row.benchmark,
-            "data_source": row.data_source,
-            "question": row.question,
-            "answers": list(row.answers),
-            "response": comp.text,
-            "finish_reason": comp.finish_reason,
-            "input_tokens": prompt.original_tokens if prompt.original_tokens >= 0 else None,
-            "input_tokens_exact": prompt.original_exact,  # False: estimated from the truncation windows
-            "input_tokens_sent": prompt.tokens if prompt.tokens >= 0 else None,
-            "input_truncated": prompt.truncated,
-            "prompt_tokens": comp.prompt_tokens,
-            "response_tokens": resp_tokens,
-            "attempts": comp.attempts,
-            "latency_s": round(latency, 3),
-            **({"replaced_chars": comp.replaced_chars} if comp.replaced_chars else {}),
-            **scored,
-        }
+        return _sample_record(row, sample, prompt, comp, latency, resp_tokens, scored)
 
     async def worker() -> None:
         nonlocal correct
@@ -380,8 +420,6 @@ async def run_eval(
             finally:
                 cache.release(row)
 
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     store.open()
     workers = [asyncio.ensure_future(worker()) for _ in range(min(options.concurrency, max(1, len(jobs))))]
     try:
@@ -397,8 +435,14 @@ async def run_eval(
         await cache.aclose()
         store.close()
         bar.close()
+    return new, failed
 
-    records = list({**done, **new}.values())
+
+def _finish(rows: Sequence[EvalRow], records: list[dict[str, Any]], chat: ChatClient, truncator: MiddleTruncator,
+            options: EvalOptions, scorer_settings: Mapping[str, Any] | None, store: GenerationStore, asked: int,
+            reused: int, failed: list[tuple[str, int, str]]) -> EvalResult:
+    """Step 6 (report): aggregate every record of this run's rows into the report, note what failed (judge failures
+    too, unless accepted), write report.json/.md/.png into ``options.out_dir`` and log the failure summary."""
     bench_rows = Counter(r.benchmark for r in rows)
     meta = {"model": chat.options.model, "endpoint": redact_url(chat.options.endpoint), "n": options.n_samples,
             "temperature": chat.options.temperature, "top_p": chat.options.top_p,
@@ -408,7 +452,7 @@ async def run_eval(
     judge_failed = sorted((str(r["id"]), int(r["sample"]),
                            redact_url_text(f"judge: {r.get('judge_error') or 'no verdict'}"))
                           for r in records if r.get("judge_failed"))
-    result = EvalResult(report=report, paths={}, asked=len(jobs), reused=len(done), failed=failed,
+    result = EvalResult(report=report, paths={}, asked=asked, reused=reused, failed=failed,
                         judge_failed=judge_failed, allow_judge_failures=options.allow_judge_failures)
     report["failed"] = [{"id": i, "sample": s, "error": e} for i, s, e in failed]
     if not options.allow_judge_failures:
@@ -425,3 +469,54 @@ async def run_eval(
     if summary:
         (logger.warning if result.complete else logger.error)("%s", summary)
     return result
+
+
+async def run_eval(
+    rows: Sequence[EvalRow],
+    chat: ChatClient,
+    scorer: Scorer,
+    truncator: MiddleTruncator,
+    options: EvalOptions,
+    *,
+    tokenizer_name: str | None = None,
+    scorer_settings: Mapping[str, Any] | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+) -> EvalResult:
+    """Evaluate ``rows`` (``options.n_samples`` each), resuming from ``options.out_dir``; write the reports.
+
+    The steps, in order: open and check the output directory, load what earlier runs stored, re-score it
+    (``rescore``) or re-judge the samples whose judge call failed, ask the model for the missing samples, report.
+    For a served model from options alone (data files, tokenizer, judge, locking), see
+    :func:`qwenlong_verl.evaluation.api.evaluate_endpoint`.
+
+    Args:
+        rows: The evaluation rows (ids unique and stable across runs).
+        chat: An open client of the model server.
+        scorer: Scores a reply (``HybridScorer``: rule, and the judge when it has one).
+        truncator: Middle-truncates each prompt to the model's input budget.
+        options: Output folder, samples per row, concurrency, resume and re-score switches.
+        tokenizer_name: Stored in run.json: a resumed run must use the same tokenizer.
+        scorer_settings: Stored in run.json (judge model, families, QA metric) and shown in the report.
+        count_tokens: Counts a reply's tokens when the server reports none.
+
+    Returns:
+        The report, the paths written, and what was asked, reused and failed.
+    """
+    store = _open_store(rows, chat, scorer, truncator, options, tokenizer_name, scorer_settings)
+    by_id = {r.id: r for r in rows}
+    has_judge = getattr(scorer, "judge", None) is not None
+    stored, done = _load_stored(store, by_id, options, has_judge)
+    if options.rescore and stored:
+        await _rescore_stored(stored, by_id, scorer, store, options)
+    if has_judge and not options.rescore:
+        await _rejudge_failed(done, by_id, scorer, store, options)
+    for rec in done.values():
+        rec.pop("response", None)
+
+    jobs = [(row, s) for row in rows for s in range(options.n_samples) if (row.id, s) not in done]
+    total = len(rows) * options.n_samples
+    logger.info("%d of %d samples already done in %s; asking for %d", len(done), total, store.dir, len(jobs))
+    new, failed = await _generate(jobs, done, total, chat, scorer, truncator, store, options, count_tokens)
+    records = list({**done, **new}.values())
+    return _finish(rows, records, chat, truncator, options, scorer_settings, store, asked=len(jobs),
+                   reused=len(done), failed=failed)

@@ -524,34 +524,32 @@ def run_eval(ctx: StageContext) -> dict[str, Any]:
 
 
 def _eval_endpoint(ctx: StageContext, label: str, model: str, files: list[str]) -> dict[str, Any]:
-    """``qwenlong-verl eval`` against a server that serves this model (vLLM); scored by the same hybrid scorer. The
-    model's HF folder supplies the tokenizer for the paper's middle truncation of long prompts."""
+    """Evaluate this model on a server that serves it (vLLM) through the eval library (``qwenlong-verl eval``'s own
+    entry, defaults and checks), scored by the same hybrid scorer. The model's HF folder supplies the tokenizer for
+    the paper's middle truncation of long prompts."""
+    from qwenlong_verl.evaluation import EndpointEvalOptions, evaluate_endpoint
+
     o = ctx.options
     if not o.eval_endpoint:
         raise PipelineError("stage eval: --eval-backend endpoint needs --eval-endpoint (an OpenAI-compatible server "
                             "serving the trained model, e.g. `vllm serve <phase2 hf folder>`)")
     out = ctx.stage_dir() / f"{label}_eval"
-    argv = ["eval", "--endpoint", o.eval_endpoint, "--model", o.eval_served_model or label, "--tokenizer", model,
-            *[a for f in files for a in ("--data", f)], "--out", str(out),
-            "--max-tokens", str(o.eval_max_new_tokens), "--temperature", str(o.eval_temperature), "--no-progress"]
-    if ctx.judge_url:
-        argv += ["--judge-endpoint", ctx.judge_url, "--judge-model", o.judge_model or "Qwen/Qwen2.5-1.5B-Instruct"]
-    # the eval library in this process, through the command's own parser (one set of defaults and checks)
-    from qwenlong_verl.cli import build_parser
-
-    args = build_parser().parse_args(argv)
+    served = o.eval_served_model or label
     try:
-        code = args.func(args)
-    except Exception as exc:  # noqa: BLE001 - the command's named errors (CommandError, ValueError, OSError)
+        options = EndpointEvalOptions(
+            endpoint=o.eval_endpoint, model=served, tokenizer=model, data=list(files), out_dir=str(out),
+            max_tokens=o.eval_max_new_tokens, temperature=o.eval_temperature, progress=False,
+            judge_endpoint=ctx.judge_url or None,
+            judge_model=(o.judge_model or "Qwen/Qwen2.5-1.5B-Instruct") if ctx.judge_url else None)
+        result = evaluate_endpoint(options)
+    except Exception as exc:  # noqa: BLE001 - the library's named errors (EvalSetupError, ValueError, OSError...)
         raise PipelineError(f"stage eval ({label}): {exc}") from exc
-    if code != 0:
-        raise PipelineError(f"stage eval ({label}): evaluation did not complete (exit {code}; failed samples are "
-                            f"listed in {out / 'report.json'}); rerun with --from eval to retry them")
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    avg = report.get("average") or {}
-    return {"model": o.eval_served_model or label, "report": str(out / "report.json"),
-            "rows": sum(int(b.get("rows", 0)) for b in report.get("benchmarks", {}).values()),
-            "score": avg.get("accuracy"), "rule_acc": avg.get("rule_accuracy")}
+    if not result.complete:
+        raise PipelineError(f"stage eval ({label}): evaluation did not complete "
+                            f"({result.failure_summary() or 'samples are missing'}; failed samples are listed in "
+                            f"{result.report_path}); rerun with --from eval to retry them")
+    return {"model": served, "report": str(result.report_path), "rows": result.rows, "score": result.accuracy,
+            "rule_acc": result.rule_accuracy}
 
 
 # ---------------------------------------------------------------------------------------------------- stages
