@@ -1,9 +1,17 @@
-"""Shared fixtures: a tiny local Qwen2 model, and a lock that keeps heavy verl runs one at a time."""
+"""Shared fixtures: a tiny local Qwen2 model, and a lock that keeps heavy verl runs one at a time.
+
+Every test marked ``e2e`` holds the lock for its whole run (setup, call, teardown), taken before pytest-timeout's
+timer starts: on a shared machine, waiting for another session's verl run is not this test hanging, so each e2e
+module's ``pytest.mark.timeout`` bounds only its own work. ``pytest -m "not e2e"`` is the fast lane.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,16 +38,69 @@ def tiny_tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(str(tiny_model_dir))
 
 
+_held = {"depth": 0, "file": None}  # the lock's open file while this process holds it, and how often it is entered
+
+
+@contextlib.contextmanager
+def hold_e2e_lock() -> Iterator[None]:
+    """Hold the e2e lock (``flock`` on :data:`E2E_LOCK`), re-entrant within this process: the per-test hook below,
+    the ``e2e_lock`` fixture and a module fixture that starts verl may all ask for it; only the outermost waits.
+    (A second ``open`` + ``flock`` in the same process would wait on itself forever.)"""
+    if _held["depth"] == 0:
+        E2E_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(E2E_LOCK, "w")  # noqa: SIM115 - closed below, when the outermost holder leaves
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"\nwaiting for {E2E_LOCK}: another session runs verl (the wait is outside this test's timeout)",
+                  file=sys.__stderr__, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        _held["file"] = fh
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        if _held["depth"] == 0:
+            fh = _held["file"]
+            _held["file"] = None
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """An e2e test takes the lock outside pytest-timeout's hook (``tryfirst``: this wrapper is the outermost), so
+    its timeout starts once the lock is held and covers setup, call and teardown."""
+    if item.get_closest_marker("e2e") is None:
+        yield
+        return
+    with hold_e2e_lock():
+        yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every e2e test carries its own finite ``pytest.mark.timeout``: a hung verl run must fail the test, not hang
+    CI (``timeout(0)`` disables pytest-timeout, and the ini default was not chosen for it)."""
+    unbounded = []
+    for item in items:
+        if item.get_closest_marker("e2e") is None:
+            continue
+        mark = item.get_closest_marker("timeout")
+        seconds = (mark.args[0] if mark.args else mark.kwargs.get("timeout")) if mark is not None else None
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            unbounded.append(item.nodeid)
+    if unbounded:
+        raise pytest.UsageError("e2e tests without a finite pytest.mark.timeout (add one, sized to the run): "
+                                + ", ".join(unbounded))
+
+
 @pytest.fixture
 def e2e_lock():
-    """Serialise verl trainer runs (2 cores: two at once slow both and can starve Ray)."""
-    E2E_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(E2E_LOCK, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """Serialise verl trainer runs (2 cores: two at once slow both and can starve Ray). An e2e test already holds
+    the lock (see :func:`pytest_runtest_protocol`); the fixture keeps a test without the marker safe too."""
+    with hold_e2e_lock():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from e2e_utils import run_main_ppo, toy_docqa_rows
 
-# No pytest-timeout here: waiting for the e2e lock is unbounded on a shared box; the run itself has its own limit.
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(0)]
+# one verl run (its own limit: run_main_ppo's 900 s) plus set-up; the e2e lock is waited for outside this bound
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 STEPS = 2
 

@@ -61,6 +61,7 @@ def test_two_tensor_parallel_ranks_share_one_replica_with_one_leader(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(1200)  # one verl run (run_main_ppo's 900 s limit) plus set-up
 def test_main_ppo_trains_with_two_cpu_ranks(demo_data, tmp_path, e2e_lock):
     """verl's real trainer at world size 2 on one node: two actor ranks (data parallel 2), two HF rollout
     replicas each fed its weights and global step by its own leader, the step's rewards in the one difficulty table."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from e2e_utils import demo_overrides, run_main_ppo
 
-pytestmark = pytest.mark.e2e
+# one verl run (its own limit: run_main_ppo's 900 s) plus set-up; the e2e lock is waited for outside this bound
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
 def test_main_ppo_phase2_recipe_runs_two_steps_on_cpu(demo_data, tmp_path, e2e_lock):

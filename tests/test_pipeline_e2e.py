@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# whichever test runs first runs the whole pipeline (its limit: 900 s); the rerun test adds two runs of up to 300 s
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 ARGS = ["--demo-train-rows", "32", "--demo-sft-rows", "64", "--demo-eval-rows", "8", "--demo-pretrain-steps", "0",
         "--sft-epochs", "2", "--phase1-steps", "2", "--phase2-steps", "2", "--eval-models", "sft,final",
@@ -33,18 +34,11 @@ def _cli(workdir: Path, *extra: str, timeout: int = 900) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    import fcntl
-
-    from conftest import E2E_LOCK
+    from conftest import hold_e2e_lock
 
     workdir = tmp_path_factory.mktemp("pipeline") / "demo"
-    E2E_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(E2E_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # held for the whole pipeline: it starts several verl jobs
-        try:
-            proc = _cli(workdir)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with hold_e2e_lock():  # held for the whole pipeline: it starts several verl jobs
+        proc = _cli(workdir)
     assert proc.returncode == 0, proc.stdout[-6000:]
     report = json.loads((workdir / "report" / "report.json").read_text())
     return workdir, proc, report

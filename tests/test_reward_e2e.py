@@ -9,7 +9,8 @@ import pytest
 from e2e_utils import demo_overrides, run_main_ppo
 from fake_openai_server import FakeOpenAIServer
 
-pytestmark = pytest.mark.e2e
+# one verl run (its own limit: run_main_ppo's 900 s) plus set-up; the e2e lock is waited for outside this bound
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 _CANDIDATE = re.compile(r"Candidate answer: (.*)", re.DOTALL)
 

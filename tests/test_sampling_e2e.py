@@ -19,6 +19,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import hold_e2e_lock
 from e2e_utils import CPU_ENV, run_main_ppo
 from fake_openai_server import FakeOpenAIServer
 
@@ -28,7 +29,9 @@ from qwenlong_verl.sampling.options import sampling_options
 from qwenlong_verl.sampling.phases import view_from_file
 from qwenlong_verl.sampling.sampler import PhasedRetrospectiveSampler
 
-pytestmark = pytest.mark.e2e
+# a test may run phase I and phase II first (module fixtures, 900 s limit each), or a run killed at a checkpoint
+# (600 s) and its resumption (900 s)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 L1, L2 = 500, 1024
 STEPS = 3
@@ -102,14 +105,11 @@ def _sum(result, key: str) -> float:
 def phase1(data, judge, tmp_path_factory):
     work = tmp_path_factory.mktemp("phase1")
     judge.policy["hard"] = set(data.hard)
-    lock = _lock()
-    try:
+    with hold_e2e_lock():
         # a full checkpoint at the last step: phase II continues it
         result = run_main_ppo(data.overrides(STEPS) + _judge_overrides(judge) + ["++qwenlong.curriculum.phase=1",
                                                                                  f"trainer.save_freq={STEPS}"],
                               work, recipe="qwenlong_phase1")
-    finally:
-        _unlock(lock)
     return work, result
 
 
@@ -117,8 +117,7 @@ def phase1(data, judge, tmp_path_factory):
 def phase2(data, judge, phase1, tmp_path_factory):
     work = tmp_path_factory.mktemp("phase2")
     judge.policy["hard"] = set()  # phase II: the former hard examples are now sometimes solved, so DAPO keeps them
-    lock = _lock()
-    try:
+    with hold_e2e_lock():
         # the cross-launch curriculum: phase II resumes phase I's checkpoint (steps number on: 4..6)
         result = run_main_ppo(
             data.overrides(2 * STEPS) + _judge_overrides(judge) + [
@@ -128,27 +127,7 @@ def phase2(data, judge, phase1, tmp_path_factory):
                 f"trainer.resume_from_path={phase1[0] / 'ckpt' / f'global_step_{STEPS}'}",
                 f"trainer.total_epochs={2 * STEPS}", f"trainer.save_freq={STEPS}"],
             work, recipe="qwenlong_phase2")
-    finally:
-        _unlock(lock)
     return work, result
-
-
-def _lock():
-    import fcntl
-
-    from conftest import E2E_LOCK
-
-    E2E_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(E2E_LOCK, "w")
-    fcntl.flock(fh, fcntl.LOCK_EX)
-    return fh
-
-
-def _unlock(fh) -> None:
-    import fcntl
-
-    fcntl.flock(fh, fcntl.LOCK_UN)
-    fh.close()
 
 
 def test_phase1_writes_difficulty_file_with_evicted_groups(data, phase1):

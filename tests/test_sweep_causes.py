@@ -65,6 +65,7 @@ def test_report_names_the_cause_of_a_failed_job(tmp_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(1200)  # the sweep (its limit: 600 s) and sweep-report (180 s)
 def test_a_sweep_job_refused_by_the_guard_names_its_cause(tmp_path, e2e_lock):
     """A real local sweep (submitit subprocess per job) whose one point fails before Ray starts."""
     sweep = tmp_path / "sweep"

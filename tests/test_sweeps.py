@@ -266,6 +266,7 @@ def test_report_command_errors_in_one_line(tmp_path):
 # The real sweep
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.mark.e2e
+@pytest.mark.timeout(1200)  # the 3-point sweep (its limit: 900 s) plus set-up
 def test_local_sweep_runs_each_point_in_its_own_process_and_folder(demo_data, tmp_path, e2e_lock):
     sweep = tmp_path / "sweep"
     args = [*MAIN_PPO, "-m", "+recipe=qwenlong_phase1", "+qwenlong_env=cpu", "+qwenlong_sweep=local",
