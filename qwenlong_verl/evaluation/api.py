@@ -186,12 +186,13 @@ def check_servers_answer(options: EndpointEvalOptions) -> None:
     from qwenlong_verl.io_safety import redact_url
 
     model_url = options.chat_options().url
-    reason = probe_server(model_url.removesuffix("/chat/completions"))
+    # the probes go the route of the requests that follow, with the same key (when one is named)
+    reason = probe_server(model_url.removesuffix("/chat/completions"), api_key_env=options.api_key_env)
     if reason is not None:
         raise EvalSetupError(f"--endpoint {redact_url(options.endpoint)!r}: the model server is unreachable "
                              f"({reason}); start it (vllm serve ...) or fix the URL", exit_code=1)
     if options.judge_endpoint and not options.allow_judge_failures:
-        reason = probe_server(judge_url(options.judge_endpoint))
+        reason = probe_server(judge_url(options.judge_endpoint), api_key_env=options.judge_api_key_env)
         if reason is not None:
             raise EvalSetupError(f"--judge-endpoint {redact_url(options.judge_endpoint)!r}: the judge is unreachable "
                                  f"({reason}); start it or fix the URL, or pass --allow-judge-failures to score by "
