@@ -12,8 +12,8 @@ import sys
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from reliability_utils import PKG_ROOT, UNEXPECTED
+from strategies import any_text
 
 from qwenlong_verl.config import QwenLongConfigError
 from qwenlong_verl.io_safety import (
@@ -121,7 +121,7 @@ def test_jsonl_with_lone_surrogates_is_written_whole(tmp_path):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=40))
+@given(any_text(40))
 def test_scrub_text_always_encodes(text):
     fixed, n = scrub_text(text)
     fixed.encode("utf-8")  # never raises

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_utils import UNEXPECTED, assert_clean_failure, digest, run_cli, run_cli_process
+from strategies import any_json, any_text
 
 GOOD = {"data_source": "hotpotqa", "prompt": [{"role": "user", "content": "Doc. Question?"}],
         "reward_model": {"style": "rule", "ground_truth": "Paris"}, "extra_info": {"index": 0, "split": "train"}}
@@ -206,13 +207,8 @@ def test_long_prompts_are_warned_about(tmp_path, tiny_model_dir, caplog, monkeyp
 
 
 # -- arbitrary rows: any outcome but an unexpected exception ---------------------------------------------------------
-# text with lone surrogates too (half an emoji: json.loads makes them out of "\\ud83d")
-texts = st.text(alphabet=st.characters(exclude_categories=())
-                | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()), max_size=10)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | texts,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
-    max_leaves=8)
+texts = any_text(10)  # lone surrogates too
+json_values = any_json(texts)
 messages = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "system"]) | json_values,
                                            "content": texts | json_values}), max_size=2)
 rows = st.one_of(json_values, st.fixed_dictionaries({}, optional={

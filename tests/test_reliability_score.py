@@ -12,6 +12,7 @@ from fake_openai_server import FakeOpenAIServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_utils import UNEXPECTED, assert_clean_failure, closed_port, digest, run_cli, run_cli_process
+from strategies import any_json, any_text
 
 ROWS = [
     {"id": "a", "data_source": "hotpotqa", "question": "Capital of France?", "response": "The answer is Paris.",
@@ -178,13 +179,8 @@ def test_as_a_user_sees_it(tmp_path):
 
 
 # -- arbitrary rows: any outcome but an unexpected exception ---------------------------------------------------------
-# text with lone surrogates too (half an emoji: json.loads makes them out of "\\ud83d")
-texts = st.text(alphabet=st.characters(exclude_categories=())
-                | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()), max_size=12)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | texts,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
-    max_leaves=8)
+texts = any_text(12)  # lone surrogates too
+json_values = any_json(texts)
 row_strategy = st.one_of(
     json_values,
     st.fixed_dictionaries({}, optional={

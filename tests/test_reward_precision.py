@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import json
-import string
 from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from strategies import ascii_words, non_year_ints
 
 from qwenlong_verl.cli import main as cli_main
 from qwenlong_verl.reward import canonical, lexicon, rule
@@ -70,8 +70,7 @@ def test_acceptance_rates(name, mode):
 _RESERVED = (lexicon.STOP | lexicon.QUALIFIER_LEADS | lexicon.PREFIXES | lexicon.CLASS_NOUNS | lexicon.TITLES
              | lexicon.SCALE_WORDS | set(canonical.MONTHS) | set(canonical.CARDINALS) | set(canonical.ORDINALS)
              | {"nor", "either", "neither", "plus", "alternatively", "rather", "instead", "wait", "actually"})
-_name = st.text(alphabet=string.ascii_lowercase, min_size=3, max_size=8).filter(
-    lambda w: w not in _RESERVED).map(str.capitalize)
+_name = ascii_words(3, 8, exclude=_RESERVED).map(str.capitalize)
 NEGATIONS = ["not {a}", "definitely not {a}", "{a} is wrong", "anything but {a}", "{b}, not {a}", "{b} rather than {a}",
              "it cannot be {a}", "{a} can be ruled out; {b}"]
 SECOND = ["{a} or {b}", "{a}, {b} and {c}", "{a} and {b}", "{a}/{b}", "either {a} or {b}", "{a}; alternatively {b}",
@@ -99,8 +98,8 @@ def test_qa_mutations_never_raise_the_score(a, b, c, form, mutation):
 
 
 @settings(max_examples=150, deadline=None)
-@given(x=st.integers(1, 99999).filter(lambda n: not 1000 <= n <= 2100),
-       y=st.integers(1, 99999).filter(lambda n: not 1000 <= n <= 2100),
+@given(x=non_year_ints(99999),
+       y=non_year_ints(99999),
        pct=st.booleans(), mutation=st.sampled_from(["not {a}", "{a} or {b}", "{a}, {b} and {b}", "between {a} and {b}",
                                                     "{a}–{b}", "{b} rather than {a}", "{a}. Correction: it is {b}.",
                                                     "{a} is wrong; the total is {b}"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import utf8_text
 
 from qwenlong_verl.reward import rule
 from qwenlong_verl.reward.judge import parse_verdict
@@ -159,7 +160,7 @@ def test_extract_question():
 
 
 # -- robustness: parsers never raise -----------------------------------------------------------------------------------
-_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=300) | st.sampled_from(
+_text = utf8_text(300) | st.sampled_from(
     ["", "</think>", "the answer is", "(", "$-,.%", "1e999", "(((", "VERDICT: YES", "\x00", "1,2,3,,4.5.6e+"]
 )
 

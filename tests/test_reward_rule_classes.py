@@ -10,20 +10,19 @@
 
 from __future__ import annotations
 
-import string
 import unicodedata
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from strategies import ascii_words, non_year_ints, utf8_text
 
 from qwenlong_verl.reward import rule
 
 ARTICLES = {"a", "an", "the"}
 # lowercase ASCII words that are not articles and not hedge / list words
-_word = st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=8).filter(
-    lambda w: w not in ARTICLES | {"or", "either", "neither", "nor", "and", "maybe", "perhaps", "possibly",
-                                   "probably", "unsure", "uncertain", "unclear", "ambiguous"})
+_word = ascii_words(1, 8, exclude=ARTICLES | {"or", "either", "neither", "nor", "and", "maybe", "perhaps", "possibly",
+                                                "probably", "unsure", "uncertain", "unclear", "ambiguous"})
 
 
 def qa(pred: str, gold: str | list[str], metric: str = "sub_em") -> float:
@@ -93,7 +92,7 @@ def test_marks_that_make_different_words_are_kept(a, b):
 
 
 # -- emptying --------------------------------------------------------------------------------------------------------
-_any_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20)
+_any_text = utf8_text(20, min_size=1)
 
 
 @settings(max_examples=400, deadline=None)
@@ -249,7 +248,7 @@ def test_non_year_integers_keep_the_tolerance():
 
 
 # -- numbers: the number that is the answer --------------------------------------------------------------------------
-_num = st.integers(1, 10_000).filter(lambda n: not 1000 <= n <= 2100)
+_num = non_year_ints(10_000)
 
 
 @settings(max_examples=200, deadline=None)
