@@ -103,7 +103,7 @@ def test_preflight_refuses_a_model_path_that_is_missing_or_a_file(small_run, tmp
 def test_cpu_overlay_without_recipe_builds_the_qwenlong_reward_manager(small_run, tiny_tokenizer):
     """`+qwenlong_env=cpu reward.reward_manager.name=qwenlong` without a recipe: the overlay's overlong block must be
     complete, or verl's DAPO manager __init__ (in every reward worker) dies on `Key 'enable' is not in struct`."""
-    from qwenlong_verl.integration.config_validation import compose_main_ppo
+    from qwenlong_verl.hydra.compose import compose_main_ppo
     from qwenlong_verl.integration.reward_manager import QwenLongRewardManager
     from qwenlong_verl.preflight.all_checks import run_preflight
 

@@ -129,7 +129,7 @@ def _recording_path(tmp_path: Path) -> tuple[dict[str, str], Path]:
 def test_phase2_script_resumes_phase1_checkpoint_by_default(tmp_path):
     """recipes/phase2.sh continues phase I: main_ppo gets trainer.resume_mode=resume_path at phase I's last
     checkpoint, phase I's HF folder as the model, and phase I's difficulty table; RESTART=1 leaves the resume out."""
-    from qwenlong_verl.integration.config_validation import compose_main_ppo
+    from qwenlong_verl.hydra.compose import compose_main_ppo
     from qwenlong_verl.preflight.all_checks import plain
     from qwenlong_verl.preflight.resume_check import resume_findings
 

@@ -82,8 +82,8 @@ def run_checks() -> list[Check]:
         else:
             checks.append(Check(label, True, f"{spec.config_key}={spec.name}"))
 
+    from qwenlong_verl.hydra.compose import compose_main_ppo
     from qwenlong_verl.hydra_searchpath import ensure_searchpath_plugin
-    from qwenlong_verl.integration.config_validation import compose_main_ppo
 
     how = ensure_searchpath_plugin()
     discovered = how is not None

@@ -1,9 +1,11 @@
-"""Compose a run's config exactly as ``main_ppo`` does and put it through verl 0.9.1's own start-up code, without
-Ray and without GPUs: ``validate_config`` (batch sizes, micro-batches, SP vs GPUs), the actor/ref/rollout/critic
-config dataclasses (their ``__post_init__`` checks) and ``HFModelConfig`` on the model folder (where
-``override_config`` is applied and the tokenizer is loaded). Each failure becomes a :class:`Finding` naming the step.
+"""Put a run's config (composed by :func:`qwenlong_verl.hydra.compose.compose_main_ppo`) through verl 0.9.1's own
+start-up code, without Ray and without GPUs: ``validate_config`` (batch sizes, micro-batches, SP vs GPUs), the
+actor/ref/rollout/critic config dataclasses (their ``__post_init__`` checks) and ``HFModelConfig`` on the model
+folder (where ``override_config`` is applied and the tokenizer is loaded). Each failure becomes a :class:`Finding` naming the step.
 
-This is the only preflight module that imports verl.
+This is the only preflight module that imports verl. ``preflight.all_checks.run_preflight`` calls it lazily; it
+imports nothing of ``preflight`` (its :class:`Finding` is the core's ``qwenlong_verl.findings``), so the two folders
+do not form a loop.
 """
 
 from __future__ import annotations
@@ -16,25 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from qwenlong_verl.preflight.findings import Finding
-
-
-def compose_main_ppo(overrides: list[str]) -> DictConfig:
-    """The config ``python -m verl.trainer.main_ppo <overrides>`` would run with (verl's ``ppo_trainer`` plus this
-    package's recipes through the Hydra search-path plugin). Raises Hydra's errors for bad overrides."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    from qwenlong_verl.hydra_searchpath import ensure_searchpath_plugin
-
-    ensure_searchpath_plugin()  # editable installs: Hydra's scan misses the plugin
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="verl.trainer.config", version_base=None):
-            return compose(config_name="ppo_trainer", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
-
+from qwenlong_verl.findings import Finding
 
 # config key -> the verl registry its value is looked up in (by verl's workers, minutes into a run)
 REGISTRY_KEYS: tuple[tuple[str, str], ...] = (
@@ -125,7 +109,7 @@ def verl_findings(cfg: DictConfig, *, build_model: bool = True) -> tuple[list[Fi
     """Run verl's start-up validation on ``cfg``.
 
     Args:
-        cfg: the composed config (:func:`compose_main_ppo`).
+        cfg: the composed config (:func:`qwenlong_verl.hydra.compose.compose_main_ppo`).
         build_model: also build ``HFModelConfig`` (needs ``actor_rollout_ref.model.path`` to be a local folder with
             ``config.json`` and a tokenizer).
 

@@ -169,7 +169,7 @@ def preflight_rl_phases(ctx: StageContext, data: dict[str, Any]) -> None:
     the start model), TP, vLLM memory, cluster paths, loggers. A problem stops the pipeline here, named."""
     import tempfile
 
-    from qwenlong_verl.integration.config_validation import compose_main_ppo
+    from qwenlong_verl.hydra.compose import compose_main_ppo
     from qwenlong_verl.preflight.all_checks import driver_findings
 
     o = ctx.options

@@ -10,8 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from qwenlong_verl.findings import Finding, errors
 from qwenlong_verl.preflight import checks
-from qwenlong_verl.preflight.findings import Finding, errors
 from qwenlong_verl.preflight.model_facts import ModelConfigError, ModelFacts
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,10 @@ def run_preflight(overrides: list[str], *, gpu_memory_gib: float | None = None, 
         network: probe the judge URL.
         strict_env: missing flash-attn/vLLM is an error even on a machine without GPUs.
     """
-    from qwenlong_verl.integration.config_validation import compose_main_ppo, verl_findings
+    from qwenlong_verl.hydra.compose import compose_main_ppo
+    # The one arrow from preflight into the wing, lazy: verl's own start-up validation needs verl, which the Hydra
+    # guard (driver_findings, the same module) must not pay for. The wing imports nothing of preflight.
+    from qwenlong_verl.integration.config_validation import verl_findings
 
     try:
         config = compose_main_ppo(overrides)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from qwenlong_verl.preflight.findings import Finding
+from qwenlong_verl.findings import Finding
 from qwenlong_verl.preflight.model_facts import ModelFacts
 
 GIB = 1024**3

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from qwenlong_verl.preflight.findings import Finding
+from qwenlong_verl.findings import Finding
 
 VERL_GPU_EXTRAS = ("vllm", "fsdp")
 # package -> version pinned by verl 0.9.1's extras

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from qwenlong_verl.preflight.findings import Finding
+from qwenlong_verl.findings import Finding
 
 KEY = "trainer.resume_from_path"
 _STEP = re.compile(r"global_step_(\d+)$")

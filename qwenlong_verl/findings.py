@@ -1,4 +1,10 @@
-"""One finding of a preflight check: its level, the config key it is about, what is wrong and the fix."""
+"""One finding of a check on a run's config: its level, the config key it is about, what is wrong and the fix.
+
+It sits at the top of the core, beside ``config.py``, because both sides of the verl boundary produce findings: the
+verl-free checks in :mod:`qwenlong_verl.preflight` and verl's own start-up validation in
+:mod:`qwenlong_verl.integration.config_validation`. Kept in ``preflight/``, the wing had to import ``preflight`` while
+``preflight`` calls the wing, a loop between the two folders (``tests/test_import_boundary.py`` forbids it).
+"""
 
 from __future__ import annotations
 
