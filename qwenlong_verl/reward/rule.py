@@ -289,6 +289,12 @@ def fold_text(text: str) -> str:
 
     Why only Latin: "Zürich"/"Zurich" and "Gödel"/"Godel" are one name spelt two ways, but a mark on a Japanese
     kana (が/か), a Devanagari vowel sign or a Hebrew point makes a different word, so those are kept."""
+    return unicodedata.normalize("NFC", drop_latin_marks(text).casefold())
+
+
+def drop_latin_marks(text: str) -> str:
+    """``text`` with :func:`fold_text`'s diacritic folding but its case kept (NFC): what the answer reader sees, so
+    a combining mark inside a word ("t\u0300hree") does not split it in two at the mark."""
     out: list[str] = []
     base_is_latin = False
     for ch in unicodedata.normalize("NFKD", text.translate(_LATIN_LETTERS)):
@@ -298,7 +304,7 @@ def fold_text(text: str) -> str:
         else:
             base_is_latin = ch.isalpha() and _is_latin(ch)
         out.append(ch)
-    return unicodedata.normalize("NFC", "".join(out).casefold())
+    return unicodedata.normalize("NFC", "".join(out))
 
 
 def _strip_punctuation(text: str) -> str:
@@ -614,7 +620,7 @@ def _list_items(text: str) -> set[str]:
 
 def _qa_verdict(pred: str, gold: str) -> str:
     """The verdict of one answer against one gold (see :func:`qa_score`)."""
-    pred, gold = plain_math(pred), plain_math(gold)
+    pred, gold = plain_math(drop_latin_marks(pred)), plain_math(drop_latin_marks(gold))
     if _em(_forms(pred), _forms(gold)):
         return MATCHED
     if is_hedged(pred, [gold]):
