@@ -5,6 +5,7 @@ servers on 127.0.0.1 stand in for the model and the judge."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -192,6 +193,7 @@ def test_a_reply_with_half_a_surrogate_pair_is_saved_and_scored(tmp_path, tiny_m
 def test_a_reply_without_content_is_a_named_failure(tmp_path, tiny_model_dir, caplog):
     """vLLM's reasoning parsers answer ``content: null`` when the model never finished its reasoning: that is no
     answer, not a wrong one, and the run must not report itself finished."""
+    caplog.set_level(logging.INFO)  # whatever level an earlier test's CLI call left on the loggers
     data = write_rows(tmp_path / "rows.jsonl", ROWS)
     out = tmp_path / "out"
     replies = {**REPLIES, "Who wrote Hamlet?": (None, "I keep thinking about Hamlet and")}

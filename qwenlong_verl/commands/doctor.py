@@ -105,8 +105,13 @@ def run_checks() -> list[Check]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    logging.getLogger("qwenlong_verl").setLevel(logging.CRITICAL)  # failures are reported below, once
-    checks = run_checks()
+    package_logger = logging.getLogger("qwenlong_verl")
+    level = package_logger.level
+    package_logger.setLevel(logging.CRITICAL)  # failures are reported below, once
+    try:
+        checks = run_checks()
+    finally:  # an in-process caller (a test, a notebook) keeps its own logging
+        package_logger.setLevel(level)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=1))
     else:
