@@ -3,16 +3,25 @@ table, one check per row. ``qwenlong-verl doctor`` runs the checks, so a verl up
 registry fails there, naming the contact, instead of in the middle of a run.
 
 A row names the object by ``module:attribute.path``, what we need from it (it exists; it is callable with these
-parameters; its source assigns these attributes) and which of our files depends on it. :func:`check_contact` resolves
-it against the installed packages; ``tests/test_verl_contacts.py`` points a row at a stand-in to see a broken contact
-named.
+parameters; its source assigns these attributes, or contains the text of a rule we restate) and which of our files
+depends on it. :func:`check_contact` resolves it against the installed packages; ``tests/test_verl_contacts.py``
+points a row at a stand-in to see a broken contact named.
+
+The verl-free checks in :mod:`qwenlong_verl.preflight` restate rules that verl enforces only on its GPU workers (SP
+against the heads, token budgets against the longest sample, ``max_model_len`` against the positions). Their rows
+carry ``source_has``: the expression of verl's rule, so a verl upgrade that changes the rule fails ``doctor`` instead of
+leaving preflight checking the old one. A row on a module that cannot be imported on a CPU machine (vLLM's server)
+is ``static``: its source is read from the installed file without importing it.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -25,6 +34,11 @@ class Contact:
         params: parameter names a callable must accept (unless it takes ``**kwargs``).
         assigns: ``self.<name>`` assignments its source must contain (attributes set in ``__init__`` that we read).
         kind: ``callable`` | ``class`` | ``dict`` | ``any``.
+        source_has: text its source must contain (compared with runs of whitespace collapsed): the expression of a
+            verl rule that ``user`` restates, so the row fails when verl changes the rule.
+        static: read the definition from the module's installed file instead of importing it (the module imports
+            something only a GPU machine has, e.g. vLLM); only functions and classes, checked for ``params``,
+            ``assigns`` and ``source_has``.
     """
 
     target: str
@@ -34,6 +48,8 @@ class Contact:
     assigns: tuple[str, ...] = ()
     kind: str = "callable"
     private: bool = field(default=False)
+    source_has: tuple[str, ...] = ()
+    static: bool = False
 
 
 def _c(target: str, user: str, why: str, **kw: Any) -> Contact:
@@ -129,6 +145,43 @@ CONTACTS: tuple[Contact, ...] = (
        "reward.reward_manager.name checked against the registered names", kind="dict"),
     _c("verl.trainer.ppo.reward:resolve_reward_manager_cls", "config_validation",
        "the reward manager class main_ppo builds, whose __init__ preflight runs", params=("config",)),
+    # -- verl rules that preflight restates without verl (source_has: the rule's own expression in verl's code)
+    _c("verl.models.transformers.monkey_patch:apply_monkey_patch", "preflight.checks",
+       "check_sequence_parallel (and ModelFacts.valid_sp_sizes) restate its asserts on SP vs attention/KV heads",
+       params=("model", "ulysses_sp_size", "use_remove_padding"),
+       source_has=("num_attention_heads % ulysses_sp_size == 0",
+                   "num_key_value_heads % ulysses_sp_size == 0 or ulysses_sp_size % num_key_value_heads == 0")),
+    _c("verl.utils.seqlen_balancing:rearrange_micro_batches", "preflight.checks",
+       "check_token_budgets restates its assert: the token budget of a micro-batch holds the longest sequence",
+       params=("batch", "max_token_len"), source_has=("assert max_token_len >= max_seq_len",)),
+    _c("verl.workers.engine.utils:prepare_micro_batches", "preflight.checks",
+       "check_token_budgets: the budget verl packs by is the per-GPU budget x SP",
+       source_has=("max_token_len = max_token_len_per_gpu * sp_size", "rearrange_micro_batches(")),
+    _c("verl.workers.rollout.vllm_rollout.vllm_async_server:vLLMHttpServer._validate_configs", "preflight.checks",
+       "check_context (and config_validation, on verl's model config) restate its max_model_len <= "
+       "max_position_embeddings (read from the file: the module imports vLLM)", static=True,
+       source_has=("max_position_embeddings = get_max_position_embeddings(self.model_config.hf_config)",
+                   "if self.config.max_model_len > max_position_embeddings:")),
+    _c("verl.workers.rollout.vllm_rollout.vllm_async_server:vLLMHttpServer.__init__", "preflight.checks",
+       "the vLLM server runs _validate_configs when it starts (read from the file: the module imports vLLM)",
+       static=True, source_has=("self._validate_configs()",)),
+    _c("verl.trainer.ppo.utils:need_reference_policy", "preflight.checks",
+       "uses_reference restates it: a reference model only for a KL term",
+       source_has=('config.algorithm.get("use_kl_in_reward", False) or config.actor_rollout_ref.actor.use_kl_loss',)),
+    _c("verl.workers.engine.fsdp.transformer_impl:FSDPEngine.__init__", "preflight.checks",
+       "check_sequence_parallel restates it: SP > 1 needs use_remove_padding",
+       source_has=("self.engine_config.ulysses_sequence_parallel_size > 1 and not self.use_remove_padding",)),
+    _c("verl.workers.config.model:HFModelConfig.__post_init__", "preflight.checks",
+       "attn_implementation restates its default: flash_attention_2 unless override_config names another",
+       source_has=('self.override_config.get("attn_implementation", "flash_attention_2")',)),
+    _c("verl.utils.checkpoint.checkpoint_handler:CheckpointHandler._determine_resume_path", "preflight.resume_check",
+       "resume_findings restates it: trainer.resume_from_path names a global_step_N folder",
+       source_has=('assert "global_step_" in resume_from_path',)),
+    _c("verl.utils.checkpoint.fsdp_checkpoint_manager:FSDPCheckpointManager.load_checkpoint",
+       "preflight.resume_check", "resume_findings restates the shard names it loads, one set per world size",
+       source_has=('f"model_world_size_{self.world_size}_rank_{self.rank}.pt"',
+                   'f"optim_world_size_{self.world_size}_rank_{self.rank}.pt"',
+                   'f"extra_state_world_size_{self.world_size}_rank_{self.rank}.pt"')),
 )
 
 
@@ -141,8 +194,63 @@ def resolve(target: str) -> Any:
     return obj
 
 
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def static_definition(target: str) -> tuple[str, tuple[str, ...] | None]:
+    """The source text of the function or class ``module:Name.name`` and its parameter names (None for a class, or
+    when it takes ``**kwargs``), read from the installed file without importing the module.
+
+    Raises:
+        LookupError: the package, the module's file or the definition is gone (the message names which).
+    """
+    module_name, _, attrs = target.partition(":")
+    top, _, rest = module_name.partition(".")
+    spec = importlib.util.find_spec(top)  # finds a top-level package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise LookupError(f"package {top!r} is not installed")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    base = root.joinpath(*rest.split(".")) if rest else root
+    path = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
+    if not path.is_file():
+        raise LookupError(f"module {module_name} has no file (looked for {path})")
+    text = path.read_text(encoding="utf-8")
+    node: ast.AST = ast.parse(text)
+    for name in attrs.split("."):
+        node = next((n for n in getattr(node, "body", []) if isinstance(
+            n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n.name == name), None)
+        if node is None:
+            raise LookupError(f"{path} defines no {name!r}")
+    params = None
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.args.kwarg is None:
+        params = tuple(a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs)
+    return ast.get_source_segment(text, node) or "", params
+
+
+def _source_problems(contact: Contact, source: str) -> str | None:
+    missing = [a for a in contact.assigns if f"self.{a}" not in source]
+    if missing:
+        return f"{contact.target} no longer assigns self.{', self.'.join(missing)}, which {contact.user} reads"
+    gone = [t for t in contact.source_has if _squash(t) not in _squash(source)]
+    if gone:
+        return (f"{contact.target} no longer contains {' / '.join(repr(t) for t in gone)}: verl changed a rule "
+                f"that {contact.user} restates ({contact.why}); compare the two and update {contact.user} and this "
+                "row in qwenlong_verl/integration/contacts.py")
+    return None
+
+
 def check_contact(contact: Contact, resolver=resolve) -> str | None:
     """Why ``contact`` is broken in the installed packages, or None when it holds."""
+    if contact.static:
+        try:
+            source, names = static_definition(contact.target)
+        except (LookupError, SyntaxError, OSError) as exc:
+            return f"{contact.target} is gone ({type(exc).__name__}: {exc})"
+        missing = [p for p in contact.params if names is not None and p not in names]
+        if missing:
+            return f"{contact.target} has no parameter(s) {', '.join(missing)} that {contact.user} passes"
+        return _source_problems(contact, source)
     try:
         obj = resolver(contact.target)
     except (ImportError, AttributeError, KeyError) as exc:
@@ -162,14 +270,15 @@ def check_contact(contact: Contact, resolver=resolve) -> str | None:
             missing = [p for p in contact.params if p not in sig.parameters]
             if missing:
                 return f"{contact.target}{sig} has no parameter(s) {', '.join(missing)} that {contact.user} passes"
-    if contact.assigns:
+    if contact.assigns or contact.source_has:
         try:
             source = inspect.getsource(obj)
         except (OSError, TypeError):
             source = ""
-        missing = [a for a in contact.assigns if f"self.{a}" not in source]
-        if source and missing:
-            return f"{contact.target} no longer assigns self.{', self.'.join(missing)}, which {contact.user} reads"
+        if not source and contact.source_has:
+            return f"{contact.target}: its source cannot be read, so the rule {contact.user} restates is unchecked"
+        if source:
+            return _source_problems(contact, source)
     return None
 
 
