@@ -112,7 +112,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from qwenlong_verl.tiny_model import build_tiny_model
+    from qwenlong_verl.pipeline.tiny_model import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(args.latency) as server:
         tmp_path = Path(tmp)

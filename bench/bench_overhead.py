@@ -34,7 +34,7 @@ def _data(work: Path) -> tuple[Path, Path, Path, Path]:
     from transformers import AutoTokenizer
 
     from qwenlong_verl.data.synth import generate_docqa, write_rows
-    from qwenlong_verl.tiny_model import build_tiny_model
+    from qwenlong_verl.pipeline.tiny_model import build_tiny_model
 
     model = work / "model"
     if not (model / "config.json").exists():

@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from qwenlong_verl.data.synth import generate_docqa, write_rows
     from qwenlong_verl.integration.trainer_mode import dataset_view
+    from qwenlong_verl.pipeline.tiny_model import build_tokenizer
     from qwenlong_verl.sampling.difficulty import DifficultyTable
     from qwenlong_verl.sampling.options import sampling_options
     from qwenlong_verl.sampling.sampler import PhasedRetrospectiveSampler
-    from qwenlong_verl.tiny_model import build_tokenizer
 
     logging.getLogger("qwenlong_verl.sampling").setLevel(logging.WARNING)  # the trainer module sets INFO
     datasets.disable_caching()  # a cached filter result would hide the tokenisation we measure

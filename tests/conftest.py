@@ -26,7 +26,7 @@ E2E_LOCK = Path(os.environ.get("QWENLONG_E2E_LOCK", "/tmp/qwenlong-verl-e2e.lock
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from qwenlong_verl.tiny_model import build_tiny_model
+    from qwenlong_verl.pipeline.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
 

@@ -177,7 +177,7 @@ def test_code_copy_pretraining_trains_the_tiny_model_in_place(tmp_path, tiny_mod
 
     from safetensors.torch import load_file
 
-    from qwenlong_verl.tiny_model import pretrain_code_copy
+    from qwenlong_verl.pipeline.tiny_model import pretrain_code_copy
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)

@@ -24,7 +24,7 @@ LAYOUTS = [(1, 8), (4, 8)]
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Model folders (plain and YaRN), prepared data with stored lengths, phase I's difficulty table."""
-    from qwenlong_verl.tiny_model import build_tokenizer
+    from qwenlong_verl.pipeline.tiny_model import build_tokenizer
 
     root = tmp_path_factory.mktemp("gpu_preflight")
     tok = root / "tokenizer"

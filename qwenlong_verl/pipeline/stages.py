@@ -104,11 +104,11 @@ def run_data(ctx: StageContext) -> dict[str, Any]:
         if not o.cpu:
             raise PipelineError("stage data: --model is required on GPUs (the SFT start point, e.g. "
                                 "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B)")
-        from qwenlong_verl.tiny_model import build_tiny_model
+        from qwenlong_verl.pipeline.tiny_model import build_tiny_model
 
         model = str(build_tiny_model(out / "model"))
         if o.demo.pretrain_steps:
-            from qwenlong_verl.tiny_model import pretrain_code_copy
+            from qwenlong_verl.pipeline.tiny_model import pretrain_code_copy
 
             pretrain_code_copy(model, steps=o.demo.pretrain_steps, seed=o.demo.seed)
     tok = AutoTokenizer.from_pretrained(model)
