@@ -131,9 +131,9 @@ def run_preflight(overrides: list[str], *, gpu_memory_gib: float | None = None, 
         network: probe the judge URL.
         strict_env: missing flash-attn/vLLM is an error even on a machine without GPUs.
     """
-    from qwenlong_verl.hydra.compose import compose_main_ppo
     # The one arrow from preflight into the wing, lazy: verl's own start-up validation needs verl, which the Hydra
     # guard (driver_findings, the same module) must not pay for. The wing imports nothing of preflight.
+    from qwenlong_verl.hydra.compose import compose_main_ppo
     from qwenlong_verl.integration.config_validation import verl_findings
 
     try:
