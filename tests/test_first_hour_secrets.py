@@ -111,7 +111,7 @@ def test_server_error_bodies_echoing_the_key_are_masked(tmp_path, tiny_model_dir
 
 
 def test_sweep_report_masks_swept_credentials(tmp_path, capsys):
-    from qwenlong_verl.sweep import STATUS_FILE
+    from qwenlong_verl.hydra.sweep import STATUS_FILE
 
     sweep = tmp_path / "sweep"
     for num, (key, url) in enumerate((("wk-s3cret-aaaa", "http://h/v1"),

@@ -55,7 +55,7 @@ def test_wheel_carries_configs_and_searchpath_plugin(tmp_path):
 EDITABLE_CHECK = """
 import sys, pathlib
 from hydra import compose, initialize_config_dir
-from qwenlong_verl.hydra_searchpath import ensure_searchpath_plugin, searchpath_plugin_discovered
+from qwenlong_verl.hydra.searchpath import ensure_searchpath_plugin, searchpath_plugin_discovered
 import qwenlong_verl
 assert pathlib.Path(qwenlong_verl.__file__).resolve().is_relative_to(pathlib.Path(sys.argv[2])), qwenlong_verl.__file__
 primary = pathlib.Path(sys.argv[1])

@@ -109,16 +109,17 @@ def test_probe_skipped_when_opted_out(monkeypatch, judge, env):
 
 def test_hydra_guard_stops_before_ray(monkeypatch, caplog):
     """The guard's own path: a bad option stops the run (SystemExit) with the message; the probe comes last."""
-    import qwenlong_verl.hydra_callbacks as hc
+    import qwenlong_verl.hydra.callbacks as hc
+    import qwenlong_verl.preflight.guard as guard
 
-    monkeypatch.setattr(hc, "plugin_problems", lambda config=None: [])
+    monkeypatch.setattr(guard, "plugin_problems", lambda config=None: [])
     base = {"data": {"max_prompt_length": 10, "max_response_length": 10},
             "actor_rollout_ref": {"rollout": {}}, "trainer": {"v1": {"trainer_mode": "none"}}}
     cfg = OmegaConf.merge(OmegaConf.create(base), config(reward={"qa_metric": "bogus"}))
     with pytest.raises(SystemExit) as err:
-        hc.QwenLongGuard().on_job_start(cfg)
+        hc.QwenLongGuard(checks=hc.GUARD_CHECKS).on_job_start(cfg)
     assert "qa_metric must be one of" in str(err.value)
     down = OmegaConf.merge(OmegaConf.create(base), config(judge={"base_url": f"http://127.0.0.1:{closed_port()}"}))
     with pytest.raises(SystemExit) as err:
-        hc.QwenLongGuard().on_job_start(down)
+        hc.QwenLongGuard(checks=hc.GUARD_CHECKS).on_job_start(down)
     assert "the judge is unreachable" in str(err.value)

@@ -17,7 +17,7 @@ import yaml
 from e2e_utils import CPU_ENV
 
 from qwenlong_verl.commands.sweep_report import REPORT_JSON, REPORT_MD, REWARD_PNG, build_report, write_report
-from qwenlong_verl.sweep import JOB_DIR_ENV, STATUS_FILE
+from qwenlong_verl.hydra.sweep import JOB_DIR_ENV, STATUS_FILE
 
 MAIN_PPO = [sys.executable, "-m", "verl.trainer.main_ppo"]
 RAY_STARTED = ("Started a local Ray instance", "ray init kwargs", "TaskRunner")
@@ -64,7 +64,7 @@ def test_submitit_local_without_gpus_per_node_is_refused(tmp_path):
 def test_only_shared_process_launchers_are_refused():
     from omegaconf import OmegaConf
 
-    from qwenlong_verl.sweep import shared_process_reason
+    from qwenlong_verl.hydra.sweep import shared_process_reason
 
     def cfg(target):
         return OmegaConf.create({"hydra": {"launcher": {"_target_": target}}})

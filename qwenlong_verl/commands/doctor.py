@@ -83,7 +83,7 @@ def run_checks() -> list[Check]:
             checks.append(Check(label, True, f"{spec.config_key}={spec.name}"))
 
     from qwenlong_verl.hydra.compose import compose_main_ppo
-    from qwenlong_verl.hydra_searchpath import ensure_searchpath_plugin
+    from qwenlong_verl.hydra.searchpath import ensure_searchpath_plugin
 
     how = ensure_searchpath_plugin()
     discovered = how is not None

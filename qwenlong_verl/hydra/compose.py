@@ -13,7 +13,7 @@ import hydra
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from qwenlong_verl.hydra_searchpath import ensure_searchpath_plugin
+from qwenlong_verl.hydra.searchpath import ensure_searchpath_plugin
 
 MAIN_PPO_CONFIG_MODULE = "verl.trainer.config"  # the YAML package main_ppo's @hydra.main reads
 MAIN_PPO_CONFIG_NAME = "ppo_trainer"

@@ -146,9 +146,12 @@ def launcher_target(config: Any) -> str:
     return str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
 
 
+# The class Hydra instantiates for hydra/launcher=qwenlong_submitit_local: Hydra takes launchers only from the
+# `hydra_plugins` package, so it is declared there; its code is qwenlong_verl.hydra.launcher.BoundedLocalLauncher.
+QWENLONG_LOCAL_LAUNCHER = "hydra_plugins.qwenlong_verl_searchpath.qwenlong_sweep_plugins.QwenLongLocalLauncher"
 LOCAL_SUBMITIT_LAUNCHERS = (
     "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
-    "hydra_plugins.qwenlong_verl_searchpath.qwenlong_sweep_plugins.QwenLongLocalLauncher",
+    QWENLONG_LOCAL_LAUNCHER,
 )
 
 
@@ -183,7 +186,8 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_status(folder: str, record: dict[str, Any]) -> None:
+def write_status(folder: str, record: dict[str, Any]) -> None:
+    """Write a job's status file whole (a reader never sees half a file); a failed write is logged, not raised."""
     from qwenlong_verl.io_safety import write_json
 
     try:
@@ -230,7 +234,7 @@ def job_started(config: Any) -> str | None:
         "status": "running", "error": None, "started_at": _now(), "finished_at": None, "wall_s": None,
         "overrides": overrides, "job_num": OmegaConf.select(config, "hydra.job.num"), "metrics": metrics,
         "pid": os.getpid()})
-    _write_status(folder, _ACTIVE["record"])
+    write_status(folder, _ACTIVE["record"])
     return folder
 
 
@@ -245,7 +249,7 @@ def job_finished(status: str, error: BaseException | str | None = None) -> None:
         record["error"] = text if len(text) <= MAX_ERROR_CHARS else "..." + text[-MAX_ERROR_CHARS:]
     record["finished_at"] = _now()
     record["wall_s"] = round(time.monotonic() - _ACTIVE["t0"], 1)
-    _write_status(_ACTIVE["folder"], record)
+    write_status(_ACTIVE["folder"], record)
     _ACTIVE.clear()
 
 

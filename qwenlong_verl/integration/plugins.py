@@ -15,7 +15,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-from qwenlong_verl.hydra_searchpath import (  # noqa: F401 - searchpath_plugin_discovered: for doctor
+from qwenlong_verl.hydra.searchpath import (  # noqa: F401 - searchpath_plugin_discovered: for doctor
     SEARCHPATH_MODULE,
     ensure_searchpath_plugin,
     searchpath_plugin_discovered,
@@ -112,7 +112,7 @@ def _verl_hydra_entry_args() -> list[str] | None:
 
 load_all()
 try:  # ${qwenlong.job_dir:...} (the recipes' checkpoint folder) resolves in verl's Ray workers too
-    from qwenlong_verl.sweep import register_resolver
+    from qwenlong_verl.hydra.sweep import register_resolver
 
     register_resolver()
 except Exception:  # noqa: BLE001 - never let it hide the plugins
