@@ -155,8 +155,9 @@ def run_command(args: argparse.Namespace) -> int:
         The command's own code; :data:`EXIT_FAILED` (or the error's ``exit_code``) for a handled error;
         :data:`EXIT_INTERNAL` for any other exception; 130 for Ctrl-C and 143 for SIGTERM.
     """
-    from qwenlong_verl.cli_args import CommandError
+    from qwenlong_verl.commands._args import CommandError
     from qwenlong_verl.io_safety import OutputPathError
+    from qwenlong_verl.model_source import TokenizerLoadError
     log = logging.getLogger("qwenlong_verl")
     verbose = bool(getattr(args, "verbose", False))
     where = f"qwenlong-verl {args.command}" if getattr(args, "command", None) else "qwenlong-verl"
@@ -171,7 +172,7 @@ def run_command(args: argparse.Namespace) -> int:
             return EXIT_TERMINATED
         print(f"\ninterrupted: {text}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (CommandError, OutputPathError) as exc:
+    except (CommandError, OutputPathError, TokenizerLoadError) as exc:
         log.error("%s", exc, exc_info=verbose)
         return getattr(exc, "exit_code", EXIT_USAGE)
     except Exception as exc:  # the last line of defence: never a bare traceback for a user

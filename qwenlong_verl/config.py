@@ -65,6 +65,7 @@ def options_from(cls: type[T], values: Mapping[str, Any] | None, where: str) -> 
 
 # -- bounds declared next to the fields ------------------------------------------------------------------------------
 _OPERATORS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+SEED_MAX = 2**32 - 1  # numpy's and vLLM's seed range: the upper bound of every seed option (fields and argparse)
 
 def option(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
            choices: tuple[Any, ...] | None = None, ge: float | None = None, gt: float | None = None,

@@ -78,6 +78,25 @@ def chat_completions_url(endpoint: str, *, add_v1: bool = False) -> str:
     return base + "/chat/completions"
 
 
+def openai_base_url(url: str) -> str:
+    """The OpenAI base URL of a server given as ``http://host:port``, ``.../v1`` or ``.../v1/chat/completions``:
+    ``/v1`` is added when the URL has no path (the convention of ``qwenlong-verl eval``, which ``score`` and the
+    pipeline's scoring stage share).
+
+    Args:
+        url: the server as the user gave it.
+
+    Returns:
+        ``url`` without a trailing slash, with ``/v1`` appended when it has no path.
+    """
+    from urllib.parse import urlsplit
+
+    base = url.rstrip("/")
+    if base.endswith("/chat/completions"):
+        return base
+    return base + "/v1" if urlsplit(base).path in ("", "/") else base
+
+
 def models_url(endpoint: str) -> str:
     """``.../models`` of an endpoint given as ``http://host:port/v1`` or ``.../v1/chat/completions``: the model list
     of an OpenAI-compatible server, which every server probe of the package asks for (:func:`list_models`)."""

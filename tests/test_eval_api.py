@@ -101,6 +101,11 @@ def test_problems_before_any_request_raise_setup_errors_with_the_commands_exit_c
             with pytest.raises(EvalSetupError, match="in use by another qwenlong-verl eval") as exc:
                 evaluate_endpoint(options(gen.base_url, data, tmp_path / "busy"))
         assert exc.value.exit_code == 2
+        missing = tmp_path / "no" / "tokenizer"  # model_source's TokenizerLoadError, as the command's setup error
+        with pytest.raises(EvalSetupError, match=r"--tokenizer '.*tokenizer': no such folder") as exc:
+            evaluate_endpoint(dataclasses.replace(options(gen.base_url, data, tmp_path / "tok"),
+                                                  tokenizer=str(missing), max_input_tokens=100))
+        assert exc.value.exit_code == 2
         assert gen.count == 0
 
 

@@ -72,7 +72,7 @@ def test_the_checker_catches_every_form(tmp_path):
     sample = root / "pipeline" / "x.py"
     sample.write_text(
         "import json\n"
-        "from qwenlong_verl.cli_args import http_url\n"  # a sibling module with a similar name: allowed
+        "from qwenlong_verl.cli_tools import http_url\n"  # a sibling module with a similar name: allowed
         "def f():\n"
         "    from qwenlong_verl.cli import build_parser\n"  # lazy, inside a function
         "    import qwenlong_verl.commands.eval\n"

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from qwenlong_verl.cli_args import CommandError, bounded_float, bounded_int, http_url, unit_interval
+from qwenlong_verl.commands._args import CommandError, bounded_float, bounded_int, http_url, unit_interval
 from qwenlong_verl.evaluation.api import MAX_SAMPLES, QA_METRICS, EndpointEvalOptions
 from qwenlong_verl.reward.rule import FAMILIES
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from qwenlong_verl.cli_args import bounded_float, bounded_int, http_url
+from qwenlong_verl.commands._args import bounded_float, bounded_int, http_url
 
 logger = logging.getLogger(__name__)
 

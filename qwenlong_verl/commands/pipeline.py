@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from qwenlong_verl.cli_args import bounded_float, bounded_int
+from qwenlong_verl.commands._args import bounded_float, bounded_int
 
 logger = logging.getLogger("qwenlong_verl.pipeline")
 

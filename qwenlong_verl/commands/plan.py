@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from qwenlong_verl.cli_args import bounded_float, bounded_int, positive_ints, seed
+from qwenlong_verl.commands._args import bounded_float, bounded_int, positive_ints, seed
 
 logger = logging.getLogger(__name__)
 

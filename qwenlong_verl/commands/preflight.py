@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from qwenlong_verl.cli_args import bounded_float
+from qwenlong_verl.commands._args import bounded_float
 
 
 def register(subparsers) -> None:

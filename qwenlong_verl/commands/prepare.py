@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from qwenlong_verl.cli_args import bounded_int, json_object
+from qwenlong_verl.commands._args import bounded_int, json_object
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qwenlong_verl.cli_args import load_tokenizer
     from qwenlong_verl.data import prepare
     from qwenlong_verl.io_safety import check_output
+    from qwenlong_verl.model_source import load_tokenizer
 
     check_output(args.out, option="--out", inputs=[args.input], suffixes=(".parquet",))
     # load once here (a bad path is one line naming --tokenizer); compute_lengths reuses the cached one

@@ -9,7 +9,7 @@ import logging
 import sys
 from typing import Any
 
-from qwenlong_verl.cli_args import bounded_float, bounded_int, http_url, openai_base_url
+from qwenlong_verl.commands._args import bounded_float, bounded_int, http_url
 
 MAX_IN_FLIGHT = 1024  # judge requests in flight: more only exhausts sockets and the judge's queue (as eval)
 MAX_RETRIES = 20  # retries of one judge call: beyond this a dead judge only costs hours of backoff
@@ -73,6 +73,7 @@ def _families(items: list[str]) -> dict[str, str]:
 
 async def _score(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[Any], dict[str, Any] | None]:
     from qwenlong_verl.io_safety import scrub
+    from qwenlong_verl.openai_client import openai_base_url
     from qwenlong_verl.reward.judge import JudgeOptions
     from qwenlong_verl.reward.offline import load_rows, score_rows
     from qwenlong_verl.reward.scoring import ScoreOptions
@@ -115,9 +116,10 @@ def judge_failure_summary(rows: list[dict[str, Any]], scores: list[Any], *, show
 
 def _check_judge_answers(url: str) -> None:
     """One GET before any scoring: a judge that is down is named now, not after every row's retries."""
-    from qwenlong_verl.cli_args import CommandError
+    from qwenlong_verl.commands._args import CommandError
     from qwenlong_verl.config_checks import probe_server
     from qwenlong_verl.io_safety import redact_url
+    from qwenlong_verl.openai_client import openai_base_url
 
     reason = probe_server(openai_base_url(url))
     if reason is not None:

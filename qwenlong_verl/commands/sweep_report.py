@@ -287,7 +287,7 @@ def write_report(sweep_dir: Path, out_dir: Path, plot: bool = True) -> tuple[dic
 
 
 def run(args: argparse.Namespace) -> int:
-    from qwenlong_verl.cli_args import CommandError
+    from qwenlong_verl.commands._args import CommandError
     from qwenlong_verl.io_safety import check_output
 
     sweep_dir = Path(args.sweep_dir)

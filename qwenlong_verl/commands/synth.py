@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from qwenlong_verl.cli_args import CommandError, bounded_int, positive_int, seed
+from qwenlong_verl.commands._args import CommandError, bounded_int, positive_int, seed
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qwenlong_verl.cli_args import load_tokenizer
     from qwenlong_verl.data.synth import generate_docqa, write_rows
     from qwenlong_verl.io_safety import check_output
+    from qwenlong_verl.model_source import load_tokenizer
 
     if args.min_tokens > args.max_tokens:
         raise CommandError(f"--min-tokens ({args.min_tokens}) is above --max-tokens ({args.max_tokens})")

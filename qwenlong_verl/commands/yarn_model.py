@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from qwenlong_verl.cli_args import bounded_float, bounded_int
+from qwenlong_verl.commands._args import bounded_float, bounded_int
 
 logger = logging.getLogger("qwenlong_verl.yarn_model")
 

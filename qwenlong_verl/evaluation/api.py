@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from qwenlong_verl.cli_args import SEED_MAX
-from qwenlong_verl.config import check_fields, option
+from qwenlong_verl.config import SEED_MAX, check_fields, option
 from qwenlong_verl.reward.rule import FAMILIES
 
 if TYPE_CHECKING:
@@ -238,8 +237,8 @@ def load_tokenizer(options: EndpointEvalOptions) -> tuple[Any | None, str | None
         ValueError: truncation is on and there is no tokenizer to truncate with.
         EvalSetupError: the tokenizer does not load.
     """
-    from qwenlong_verl.cli_args import CommandError
-    from qwenlong_verl.cli_args import load_tokenizer as load
+    from qwenlong_verl.model_source import TokenizerLoadError
+    from qwenlong_verl.model_source import load_tokenizer as load
 
     name = options.tokenizer
     if name is None and Path(options.model).is_dir():
@@ -251,7 +250,7 @@ def load_tokenizer(options: EndpointEvalOptions) -> tuple[Any | None, str | None
         return None, None
     try:
         return load(name, "--tokenizer" if options.tokenizer else "--model (as tokenizer)"), name
-    except CommandError as exc:
+    except TokenizerLoadError as exc:
         raise EvalSetupError(str(exc), exc.exit_code) from exc
 
 

@@ -480,7 +480,7 @@ def score_responses(ctx: StageContext, label: str, responses: Path) -> dict[str,
     rows = load_rows(responses)
     judge = None
     if ctx.judge_url:
-        from qwenlong_verl.cli_args import openai_base_url
+        from qwenlong_verl.openai_client import openai_base_url
 
         judge = JudgeOptions(base_url=openai_base_url(ctx.judge_url),
                              **({"model": o.judge_model} if o.judge_model else {}))

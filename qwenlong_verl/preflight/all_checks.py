@@ -47,7 +47,7 @@ def model_facts(cfg: dict[str, Any]) -> tuple[ModelFacts | None, list[Finding]]:
         return None, [Finding("error", "model", key, f"{path!r} is a file, not a model folder: verl loads "
                               "config.json, the tokenizer and the weights from a folder",
                               "give the folder that holds config.json (e.g. the checkpoint's actor/huggingface)")]
-    from qwenlong_verl.cli_args import looks_like_path
+    from qwenlong_verl.model_source import looks_like_path
 
     if not local.exists() and "://" not in str(path) and looks_like_path(str(path)):
         return None, [Finding("error", "model", key, f"{path!r} does not exist (a local path, not a hub name "

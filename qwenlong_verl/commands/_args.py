@@ -1,4 +1,5 @@
-"""Argument types and user-facing errors shared by the ``qwenlong-verl`` commands.
+"""Argument types and user-facing errors shared by the ``qwenlong-verl`` commands (argparse only: what the library
+needs lives below the command line, e.g. :data:`qwenlong_verl.config.SEED_MAX`, :mod:`qwenlong_verl.model_source`).
 
 A bad option value is refused by argparse itself (exit 2, one line naming the option and the accepted range), before
 any work. :class:`CommandError` is what a command raises for a problem the user can fix; the top-level handler in
@@ -9,13 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
-import os
-from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from qwenlong_verl.config import SEED_MAX
 
 
 class CommandError(Exception):
@@ -67,9 +65,6 @@ def bounded_float(low: float, high: float):
     return _ranged(float, lambda v: low <= v <= high, f"a number from {low:g} to {high:g}")
 
 
-SEED_MAX = 2**32 - 1  # numpy's and vLLM's seed range
-
-
 def seed(text: str) -> int:
     """An argparse type: a random seed, 0 to 2**32-1 (numpy refuses others; a typo must not pass silently)."""
     return bounded_int(0, SEED_MAX)(text)
@@ -103,28 +98,6 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def looks_like_path(name: str) -> bool:
-    """A local path rather than a hub id (``org/name``): absolute, relative with ./ or ../, ~, or several parts."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
-
-
-def load_tokenizer(name: str, option: str = "--tokenizer") -> Any:
-    """``AutoTokenizer.from_pretrained(name)``, or :class:`CommandError` in one line naming the option and path."""
-    path = Path(name).expanduser()
-    if looks_like_path(name) and not path.exists():
-        raise CommandError(f"{option} {name!r}: no such folder (give the model or tokenizer folder, or a hub name)")
-    if path.exists() and not path.is_dir():
-        raise CommandError(f"{option} {name!r} is a file; give the folder that holds tokenizer_config.json")
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(path) if path.exists() else name)
-    except Exception as exc:  # transformers raises OSError, ValueError, KeyError... with multi-line messages
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        logger.debug("tokenizer load failed", exc_info=True)
-        raise CommandError(f"{option} {name!r}: cannot load a tokenizer ({first[:300]})") from exc
-
-
 def http_url(text: str) -> str:
     """An http(s) URL with a host (``http://127.0.0.1:8000/v1``); a typo such as ``not-a-url`` is refused."""
     from urllib.parse import urlsplit
@@ -144,13 +117,3 @@ def http_url(text: str) -> str:
                                          f"http://127.0.0.1:8000/v1, got {shown!r}")
     return text.strip()
 
-
-def openai_base_url(url: str) -> str:
-    """The OpenAI base URL of a server given as ``http://host:port``, ``.../v1`` or ``.../v1/chat/completions``:
-    ``/v1`` is added when the URL has no path (the convention of ``qwenlong-verl eval``)."""
-    from urllib.parse import urlsplit
-
-    base = url.rstrip("/")
-    if base.endswith("/chat/completions"):
-        return base
-    return base + "/v1" if urlsplit(base).path in ("", "/") else base
