@@ -21,11 +21,11 @@ from omegaconf import OmegaConf
 from reliability_utils import closed_port
 from test_first_hour_eval import ScriptedServer, chat_reply, models_reply
 
-from qwenlong_verl.commands import judge_check
 from qwenlong_verl.config_checks import probe_judge as guard_probe
 from qwenlong_verl.config_checks import probe_server
 from qwenlong_verl.openai_client import list_models, models_url
 from qwenlong_verl.preflight import checks as preflight_checks
+from qwenlong_verl.reward import judge_check
 from qwenlong_verl.reward.judge import JudgeClient, JudgeOptions
 
 PACKAGE = Path(__file__).resolve().parents[1] / "qwenlong_verl"

@@ -1,7 +1,9 @@
-"""``qwenlong-verl judge-check`` against the scripted OpenAI-compatible server on 127.0.0.1."""
+"""``qwenlong-verl judge-check`` and its library (:mod:`qwenlong_verl.reward.judge_check`) against the scripted
+OpenAI-compatible server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import pytest
 from fake_openai_server import FakeOpenAIServer
 
 from qwenlong_verl.cli import main as cli_main
-from qwenlong_verl.commands.judge_check import CASES
+from qwenlong_verl.reward.judge_check import CASES, Case, format_reports, run_mode
 
 TRUTH = {(c.question, c.answer, c.gold): c.equivalent for c in CASES}
 
@@ -94,3 +96,15 @@ def test_every_request_failing_is_non_zero(capsys):
     with FakeOpenAIServer(fail_rate=1.0) as srv:
         rc = cli_main(["judge-check", "--url", srv.base_url, "--mode", "generate", "--timeout", "2"])
     assert rc == 1 and "every request" in capsys.readouterr().err
+
+
+def test_the_library_runs_a_mode_on_its_own_cases():
+    """No argparse: a caller gives its own pairs and gets the report; the wrong verdicts are kept with the case."""
+    cases = (Case("Q1?", "a", "a", True, "same"), Case("Q2?", "b", "c", False, "different"))
+    with FakeOpenAIServer(default_reply="VERDICT: YES") as srv:
+        report = asyncio.run(run_mode(srv.base_url, "j", "generate", cases, timeout_s=5, concurrency=2,
+                                      api_key_env=None))
+    assert (report.mode, report.cases, report.correct, report.false_yes, report.false_no) == ("generate", 2, 1, 1, 0)
+    assert report.accuracy == 0.5 and report.failures == 0 and report.http_requests == 2
+    assert [w["kind"] for w in report.wrong] == ["different"] and report.wrong[0]["verdict"] is True
+    assert format_reports([report]).splitlines()[2].split()[:3] == ["generate", "50.0%", "1"]

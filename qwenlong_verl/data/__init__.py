@@ -1,1 +1,2 @@
-"""Data tools: a local tiny Qwen2 model builder, synthetic long-context DocQA, dataset preparation."""
+"""Data tools: synthetic long-context DocQA (:mod:`.synth`), dataset preparation with stored prompt lengths
+(:mod:`.prepare`), SFT conversion (:mod:`.sft`). The demo's tiny model is :mod:`qwenlong_verl.pipeline.tiny_model`."""

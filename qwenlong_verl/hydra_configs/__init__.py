@@ -1,1 +1,2 @@
-"""Hydra config groups of qwenlong-verl: recipe/, qwenlong_env/, sft_recipe/ (found via pkg://qwenlong_verl.hydra_configs)."""
+"""Hydra config groups of qwenlong-verl, found via ``pkg://qwenlong_verl.hydra_configs``: recipe/, qwenlong_env/,
+qwenlong_model/, qwenlong_rope/, qwenlong_sweep/, sft_recipe/."""
