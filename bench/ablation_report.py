@@ -49,7 +49,7 @@ from qwenlong_verl.evaluation.bootstrap import (
     mean_ci,
     smooth,
 )
-from qwenlong_verl.io_safety import atomic_path, atomic_write
+from qwenlong_verl.outputs import atomic_path, atomic_write
 
 logger = logging.getLogger("ablation_report")
 

@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qwenlong_verl.io_safety import install_stream_redaction
+    from qwenlong_verl.redaction import install_stream_redaction
 
     install_stream_redaction()  # before argparse: its errors quote the arguments (URLs with passwords, keys)
     parser = build_parser()
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # httpx (the judge's and eval's client) logs one INFO line per request: only with -v
     logging.getLogger("httpx").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    from qwenlong_verl.io_safety import install_log_redaction
+    from qwenlong_verl.redaction import install_log_redaction
 
     install_log_redaction()  # no URL password in any log line; no log line that fails to encode
     if not getattr(args, "func", None):
@@ -156,8 +156,8 @@ def run_command(args: argparse.Namespace) -> int:
         :data:`EXIT_INTERNAL` for any other exception; 130 for Ctrl-C and 143 for SIGTERM.
     """
     from qwenlong_verl.commands._args import CommandError
-    from qwenlong_verl.io_safety import OutputPathError
     from qwenlong_verl.model_source import TokenizerLoadError
+    from qwenlong_verl.outputs import OutputPathError
     log = logging.getLogger("qwenlong_verl")
     verbose = bool(getattr(args, "verbose", False))
     where = f"qwenlong-verl {args.command}" if getattr(args, "command", None) else "qwenlong-verl"

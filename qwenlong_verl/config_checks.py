@@ -200,8 +200,8 @@ def probe_judge(config: Any, timeout_s: float = 3.0) -> list[str] | None:
     opts = options_from(JudgeOptions, judge, "qwenlong.judge")
     if not opts.active or not opts.base_url:
         return None
-    from qwenlong_verl.io_safety import redact_url
     from qwenlong_verl.openai_client import list_models
+    from qwenlong_verl.redaction import redact_url
 
     reason, served = list_models(opts.base_url, timeout_s=timeout_s, api_key_env=opts.api_key_env)
     if reason is not None:

@@ -27,7 +27,7 @@ proxy policy, one way of handling keys, TLS, limits and event loops:
 * **Credentials**: an API key is sent only when asked for (``api_key_env`` names the variable holding it; unset or
   empty: no ``Authorization`` header). User info in the URL (``http://user:pw@host/v1``) is sent to that host as
   HTTP basic auth, by httpx, and then replaces the bearer key. URLs in messages have user info and key-like query
-  values masked (:func:`qwenlong_verl.io_safety.redact_url`).
+  values masked (:func:`qwenlong_verl.redaction.redact_url`).
 * **Proxies and the environment** (an explicit transport and ``trust_env=False``): ``http_proxy``,
   ``https_proxy``, ``all_proxy`` and ``no_proxy`` (either case) are ignored, and so is ``~/.netrc``: every request
   connects straight to the host in the URL. The judge and the model server are cluster-internal (a node of the job,
@@ -56,7 +56,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from qwenlong_verl.io_safety import redact, redact_url, redact_url_text
+from qwenlong_verl.redaction import redact, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -379,10 +379,10 @@ class OpenAIChatTransport:
                 raise AttemptError("timeout", f"no reply within {self.timeout_s}s", retryable=True) from exc
             except httpx.ConnectError as exc:
                 # httpx's transport already retried the connection (retries=max_retries): do not multiply them
-                raise AttemptError("connection", f"ConnectError: {redact_url_text(str(exc))}",
+                raise AttemptError("connection", f"ConnectError: {redact(str(exc))}",
                                    retryable=True, retry_here=self._transport is not None) from exc
             except httpx.TransportError as exc:  # dropped connection, protocol error: worth another attempt
-                raise AttemptError("connection", f"{type(exc).__name__}: {redact_url_text(str(exc))}",
+                raise AttemptError("connection", f"{type(exc).__name__}: {redact(str(exc))}",
                                    retryable=True) from exc
             finally:
                 self._free[i] += 1
@@ -390,13 +390,13 @@ class OpenAIChatTransport:
         if status >= 300:
             # a server's error body may echo the request, Authorization header included: masked here, at the
             # source, so no log line, stderr message, scored row or report can carry it
-            text = redact_url_text(raw.decode("utf-8", "replace"))
+            text = redact(raw.decode("utf-8", "replace"))
             raise AttemptError(f"http {status}", repr(text[:200]),
                                retryable=is_retryable_status(status), status=status, text=text,
                                retry_after=parse_retry_after(resp.headers.get("Retry-After")))
         try:
             return parse(json.loads(raw))
         except (ValueError, KeyError, IndexError, TypeError) as exc:  # JSONDecodeError is a ValueError
-            detail = (repr(redact_url_text(raw.decode("utf-8", "replace"))[:200])
-                      if isinstance(exc, json.JSONDecodeError) else redact_url_text(str(exc))[:300])
+            detail = (repr(redact(raw.decode("utf-8", "replace"))[:200])
+                      if isinstance(exc, json.JSONDecodeError) else redact(str(exc))[:300])
             raise AttemptError("bad body", detail, retryable=True) from exc

@@ -153,7 +153,7 @@ def test_outputs_into_a_fifo_are_written_in_place(tmp_path):
     import os
     import threading
 
-    from qwenlong_verl.io_safety import OutputPathError, check_output, write_text
+    from qwenlong_verl.outputs import OutputPathError, check_output, write_text
 
     fifo = tmp_path / "pipe.json"
     os.mkfifo(fifo)
@@ -196,7 +196,7 @@ def test_outputs_into_a_fifo_are_written_in_place(tmp_path):
 
 
 def test_a_full_device_is_an_error_not_a_success(small_run, tmp_path):
-    from qwenlong_verl.io_safety import OutputPathError, write_json
+    from qwenlong_verl.outputs import OutputPathError, write_json
 
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full")
@@ -214,7 +214,7 @@ def test_a_character_device_is_not_replaced_by_a_file(tmp_path):
     import os
     import stat
 
-    from qwenlong_verl.io_safety import write_jsonl
+    from qwenlong_verl.outputs import write_jsonl
 
     null = tmp_path / "null"
     try:
@@ -228,7 +228,7 @@ def test_a_character_device_is_not_replaced_by_a_file(tmp_path):
 def test_a_symlinked_output_keeps_its_link(tmp_path):
     import os
 
-    from qwenlong_verl.io_safety import write_text
+    from qwenlong_verl.outputs import write_text
 
     real = tmp_path / "real.json"
     real.write_text("old")

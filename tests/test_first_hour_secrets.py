@@ -138,13 +138,13 @@ def test_sweep_report_masks_swept_credentials(tmp_path, capsys):
     ("see http://alice:pw@host:8000/v1?api_key=k3y", "pw@"),
 ])
 def test_one_redaction_masks_every_kind_of_credential(text, secret):
-    from qwenlong_verl.io_safety import redact
+    from qwenlong_verl.redaction import redact
 
     assert secret not in redact(text) and "***" in redact(text)
 
 
 def test_redaction_leaves_ordinary_numbers_and_names_alone():
-    from qwenlong_verl.io_safety import redact, redact_value
+    from qwenlong_verl.redaction import redact, redact_value
 
     text = ("actor_rollout_ref.actor.ppo_max_token_len_per_gpu=10000; max_tokens: 256; "
             "qwenlong.judge.api_key_env=QWENLONG_JUDGE_API_KEY; key: actor_rollout_ref.model.path")
@@ -154,7 +154,7 @@ def test_redaction_leaves_ordinary_numbers_and_names_alone():
 
 
 def test_env_credentials_are_masked_wherever_they_appear(monkeypatch):
-    from qwenlong_verl.io_safety import redact
+    from qwenlong_verl.redaction import redact
 
     monkeypatch.setenv("QWENLONG_JUDGE_API_KEY", "plainvalue-778899")
     assert redact("the server said: plainvalue-778899 is not valid") == "the server said: *** is not valid"

@@ -1,5 +1,5 @@
-"""The output discipline (io_safety): paths checked before the work, atomic replacement, text that always encodes,
-credentials masked; and the CLI's top-level handler (one line, exit codes, Ctrl-C)."""
+"""The output discipline (``outputs``): paths checked before the work, atomic replacement, text that always encodes;
+credentials masked (``redaction``); and the CLI's top-level handler (one line, exit codes, Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -16,20 +16,18 @@ from reliability_utils import PKG_ROOT, UNEXPECTED
 from strategies import any_text
 
 from qwenlong_verl.config import QwenLongConfigError
-from qwenlong_verl.io_safety import (
+from qwenlong_verl.outputs import (
     OutputPathError,
     atomic_path,
     atomic_write,
     check_distinct,
     check_output,
-    install_log_redaction,
-    redact_url,
-    redact_url_text,
     scrub,
     scrub_text,
     write_json,
     write_jsonl,
 )
+from qwenlong_verl.redaction import install_log_redaction, redact, redact_url
 
 
 # -- check_output: refused before any work, with a message naming the option, the path and the fix ------------------
@@ -152,9 +150,9 @@ def test_redact_url(url, want):
     assert redact_url(url) == want
 
 
-def test_redact_url_text_and_log_records(caplog):
+def test_redact_text_and_log_records(caplog):
     text = "POST http://alice:s3cret@judge:8000/v1/chat/completions failed; see https://k@x.org/?token=t0k"
-    clean = redact_url_text(text)
+    clean = redact(text)
     assert "s3cret" not in clean and "t0k" not in clean and "alice" not in clean and "judge:8000" in clean
     install_log_redaction()
     with caplog.at_level(logging.INFO):

@@ -102,7 +102,7 @@ def http_url(text: str) -> str:
     """An http(s) URL with a host (``http://127.0.0.1:8000/v1``); a typo such as ``not-a-url`` is refused."""
     from urllib.parse import urlsplit
 
-    from qwenlong_verl.io_safety import redact, redact_url
+    from qwenlong_verl.redaction import redact, redact_url
 
     shown = redact_url(text)  # never echo a password: urlsplit's own message quotes the netloc, user info and all
     try:

@@ -147,7 +147,7 @@ def register(subparsers: Any) -> None:
 
 def run_convert(args: argparse.Namespace) -> int:
     from qwenlong_verl.evaluation.data import EvalDataError, convert_verl_file
-    from qwenlong_verl.io_safety import check_output
+    from qwenlong_verl.outputs import check_output
 
     check_output(args.dst, option="dst", inputs=[args.src], suffixes=(".jsonl",))
     try:

@@ -47,7 +47,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qwenlong_verl.io_safety import check_output, redact_url, redact_value, write_text
+    from qwenlong_verl.outputs import check_output, write_text
+    from qwenlong_verl.redaction import redact_url, redact_value
     from qwenlong_verl.reward.judge_check import CASES, EndpointUnreachable, format_reports, probe, run_mode
 
     if args.json_out and args.json_out != "-":

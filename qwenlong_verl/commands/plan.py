@@ -50,7 +50,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.config import QwenLongConfigError
-    from qwenlong_verl.io_safety import atomic_path, check_distinct, check_output, write_json
+    from qwenlong_verl.outputs import atomic_path, check_distinct, check_output, write_json
     from qwenlong_verl.sampling.difficulty import DifficultyFileError, DifficultyTable
     from qwenlong_verl.sampling.options import sampling_options
     from qwenlong_verl.sampling.phase_plan import build_plan, format_plan, plot_plan

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = [o for o in args.overrides if o != "--"]
     if args.json:
-        from qwenlong_verl.io_safety import check_output
+        from qwenlong_verl.outputs import check_output
 
         # before the work: a bad path must not cost the checks; never over a file the run reads
         check_output(args.json, option="--json", inputs=override_paths(overrides))
@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     n_warn = sum(f.level == "warning" for f in report.findings)
     print(f"\npreflight: {n_err} error(s), {n_warn} warning(s)" + ("" if n_err else ": main_ppo should start"))
     if args.json:
-        from qwenlong_verl.io_safety import redact_value, write_text
+        from qwenlong_verl.outputs import write_text
+        from qwenlong_verl.redaction import redact_value
 
         payload = redact_value({"ok": report.ok, "summary": s, "findings": [f.to_dict() for f in report.findings]})
         write_text(args.json, json.dumps(payload, indent=1, default=str) + "\n")

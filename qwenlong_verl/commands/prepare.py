@@ -51,8 +51,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.data import prepare
-    from qwenlong_verl.io_safety import check_output
     from qwenlong_verl.model_source import load_tokenizer
+    from qwenlong_verl.outputs import check_output
 
     check_output(args.out, option="--out", inputs=[args.input], suffixes=(".parquet",))
     # load once here (a bad path is one line naming --tokenizer); compute_lengths reuses the cached one

@@ -72,8 +72,8 @@ def _families(items: list[str]) -> dict[str, str]:
 
 
 async def _score(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[Any], dict[str, Any] | None]:
-    from qwenlong_verl.io_safety import scrub
     from qwenlong_verl.openai_client import openai_base_url
+    from qwenlong_verl.outputs import scrub
     from qwenlong_verl.reward.judge import JudgeOptions
     from qwenlong_verl.reward.offline import load_rows, score_rows
     from qwenlong_verl.reward.scoring import ScoreOptions
@@ -118,8 +118,8 @@ def _check_judge_answers(url: str) -> None:
     """One GET before any scoring: a judge that is down is named now, not after every row's retries."""
     from qwenlong_verl.commands._args import CommandError
     from qwenlong_verl.config_checks import probe_server
-    from qwenlong_verl.io_safety import redact_url
     from qwenlong_verl.openai_client import openai_base_url
+    from qwenlong_verl.redaction import redact_url
 
     reason = probe_server(openai_base_url(url))
     if reason is not None:
@@ -129,7 +129,7 @@ def _check_judge_answers(url: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qwenlong_verl.io_safety import check_distinct, check_output, write_jsonl, write_text
+    from qwenlong_verl.outputs import check_distinct, check_output, write_jsonl, write_text
     from qwenlong_verl.reward.offline import (
         format_reasons,
         format_table,

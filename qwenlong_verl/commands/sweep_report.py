@@ -269,7 +269,8 @@ def plot_rewards(report: Mapping[str, Any], path: Path) -> Path:
 
 
 def write_report(sweep_dir: Path, out_dir: Path, plot: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
-    from qwenlong_verl.io_safety import atomic_path, redact_url_text, redact_value, write_text
+    from qwenlong_verl.outputs import atomic_path, write_text
+    from qwenlong_verl.redaction import redact, redact_value
 
     # credentials masked once, here: the swept overrides (+trainer.wandb_api_key=..., a judge URL with a password)
     # reach the JSON, the markdown, the plot's legend and stdout from this one value
@@ -277,8 +278,8 @@ def write_report(sweep_dir: Path, out_dir: Path, plot: bool = True) -> tuple[dic
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"md": str(out_dir / REPORT_MD), "json": str(out_dir / REPORT_JSON)}
     # each file whole or not at all; no URL credentials (a judge URL may be a swept override)
-    write_text(out_dir / REPORT_JSON, redact_url_text(json.dumps(report, indent=1, default=str)))
-    write_text(out_dir / REPORT_MD, redact_url_text(render_markdown(report)))
+    write_text(out_dir / REPORT_JSON, redact(json.dumps(report, indent=1, default=str)))
+    write_text(out_dir / REPORT_MD, redact(render_markdown(report)))
     if plot:
         with atomic_path(out_dir / REWARD_PNG) as tmp:
             plot_rewards(report, tmp)
@@ -288,7 +289,7 @@ def write_report(sweep_dir: Path, out_dir: Path, plot: bool = True) -> tuple[dic
 
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.commands._args import CommandError
-    from qwenlong_verl.io_safety import check_output
+    from qwenlong_verl.outputs import check_output
 
     sweep_dir = Path(args.sweep_dir)
     if not sweep_dir.is_dir():

@@ -55,8 +55,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qwenlong_verl.data.synth import generate_docqa, write_rows
-    from qwenlong_verl.io_safety import check_output
     from qwenlong_verl.model_source import load_tokenizer
+    from qwenlong_verl.outputs import check_output
 
     if args.min_tokens > args.max_tokens:
         raise CommandError(f"--min-tokens ({args.min_tokens}) is above --max-tokens ({args.max_tokens})")

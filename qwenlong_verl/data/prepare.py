@@ -390,7 +390,7 @@ def prepare_dataset(
     """
     import pandas as pd
 
-    from qwenlong_verl.io_safety import atomic_path, scrub
+    from qwenlong_verl.outputs import atomic_path, scrub
 
     if index_mode not in ("keep", "position", "hash"):
         raise DataPrepError(f"index_mode must be keep, position or hash, got {index_mode!r}")

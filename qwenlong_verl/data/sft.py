@@ -212,7 +212,7 @@ def write_sft_parquet(records: Sequence[dict[str, Any]], path: str | Path) -> Pa
 
     if not records:
         raise SFTDataError(f"{path}: no SFT rows to write")
-    from qwenlong_verl.io_safety import atomic_path
+    from qwenlong_verl.outputs import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:  # a complete file or the old one, never half of one
@@ -224,7 +224,7 @@ def convert_files(inputs: Sequence[str | Path], output: str | Path,
                   options: SFTConversionOptions = SFTConversionOptions(), tokenizer: Any = None) -> ConversionStats:
     """Load ``inputs``, convert, check the chat template on the first row (with a tokenizer), write ``output``
     (checked first: a .parquet path in a writable folder that is none of the inputs)."""
-    from qwenlong_verl.io_safety import check_output
+    from qwenlong_verl.outputs import check_output
 
     check_output(output, option="--out", inputs=list(inputs), suffixes=(".parquet",))
     records, stats = convert_rows(load_triplets(inputs), options, tokenizer)

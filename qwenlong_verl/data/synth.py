@@ -328,7 +328,7 @@ def write_rows(rows: list[dict[str, Any]], path: str) -> None:
     """Write rows as parquet (``.parquet``) or JSON lines (``.jsonl``/``.json``)."""
     import pandas as pd
 
-    from qwenlong_verl.io_safety import atomic_path
+    from qwenlong_verl.outputs import atomic_path
 
     if not str(path).endswith((".parquet", ".jsonl", ".json")):
         raise ValueError(f"output {path!r}: use a .parquet or .jsonl file name")

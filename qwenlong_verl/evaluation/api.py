@@ -95,7 +95,7 @@ class EndpointEvalOptions:
         for name in ("endpoint", "judge_endpoint"):
             url = getattr(self, name)
             if url is not None and not _is_http_url(url):
-                from qwenlong_verl.io_safety import redact_url
+                from qwenlong_verl.redaction import redact_url
 
                 raise ValueError(f"{name} must be an http:// or https:// URL with a host, e.g. "
                                  f"http://127.0.0.1:8000/v1, got {redact_url(str(url))!r}")
@@ -164,7 +164,7 @@ def check_out_dir(out: str, data: list[str]) -> None:
     """
     from qwenlong_verl.evaluation.report import REPORT_JSON, REPORT_MD, REPORT_PNG
     from qwenlong_verl.evaluation.store import GENERATIONS, MANIFEST
-    from qwenlong_verl.io_safety import check_output
+    from qwenlong_verl.outputs import check_output
 
     path = Path(out)
     if path.exists() and not path.is_dir():
@@ -182,7 +182,7 @@ def check_servers_answer(options: EndpointEvalOptions) -> None:
         EvalSetupError: (exit code 1) a server does not answer.
     """
     from qwenlong_verl.config_checks import probe_server
-    from qwenlong_verl.io_safety import redact_url
+    from qwenlong_verl.redaction import redact_url
 
     model_url = options.chat_options().url
     # the probes go the route of the requests that follow, with the same key (when one is named)

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 
 from qwenlong_verl.config import check_fields, option
-from qwenlong_verl.io_safety import redact_url, redact_url_text, scrub_text
 from qwenlong_verl.openai_client import OpenAIChatTransport, RequestFailed, RetryPolicy, chat_completions_url
+from qwenlong_verl.outputs import scrub_text
+from qwenlong_verl.redaction import redact, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -146,10 +147,10 @@ class ChatClient:
             last = exc.last
             what = f"HTTP {last.status}: {last.text[:300]}" if last.status is not None else str(last)
             if not exc.retryable:
-                raise ChatRequestError(f"{redact_url(o.url)} refused the request: {redact_url_text(what)}",
+                raise ChatRequestError(f"{redact_url(o.url)} refused the request: {redact(what)}",
                                        retryable=False) from None
             raise ChatRequestError(f"{redact_url(o.url)}: gave up after {o.max_retries + 1} attempts; last error: "
-                                   f"{redact_url_text(what)}", retryable=True) from None
+                                   f"{redact(what)}", retryable=True) from None
         text, finish, p_tok, c_tok = reply.value
         if text is None:
             raise ChatRequestError(

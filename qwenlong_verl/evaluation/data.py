@@ -225,7 +225,7 @@ def load_file(path: str | Path) -> list[EvalRow]:
     """Read one JSONL (rows numbered from line 1), JSON list or parquet file (rows numbered from 0) with
     :func:`qwenlong_verl.row_files.read_row_file`; verl rows are converted."""
     path = Path(path)
-    from qwenlong_verl.io_safety import scrub
+    from qwenlong_verl.outputs import scrub
 
     rows: list[EvalRow] = []
     replaced = 0
@@ -262,7 +262,7 @@ def load_rows(paths: Sequence[str | Path], limit: int | None = None) -> list[Eva
 
 def convert_verl_file(src: str | Path, dst: str | Path) -> int:
     """Write the rows of a verl RL parquet/JSONL file in the documented eval layout (JSONL); returns the row count."""
-    from qwenlong_verl.io_safety import write_jsonl
+    from qwenlong_verl.outputs import write_jsonl
 
     rows = load_file(src)
     n, _ = write_jsonl(dst, (row.to_json() for row in rows))  # atomically: a complete file or the old one

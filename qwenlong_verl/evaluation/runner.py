@@ -29,7 +29,7 @@ from qwenlong_verl.evaluation.data import PROMPT_TEMPLATE, EvalDataError, EvalRo
 from qwenlong_verl.evaluation.report import build_report, write_report
 from qwenlong_verl.evaluation.store import GENERATIONS, GenerationStore, Key
 from qwenlong_verl.evaluation.truncation import MiddleTruncator, Truncated
-from qwenlong_verl.io_safety import redact_url, redact_url_text
+from qwenlong_verl.redaction import redact, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -450,7 +450,7 @@ def _finish(rows: Sequence[EvalRow], records: list[dict[str, Any]], chat: ChatCl
             "judge": (scorer_settings or {}).get("judge_model")}
     report = build_report(records, bench_rows, options.n_samples, options.pass_ks, meta)
     judge_failed = sorted((str(r["id"]), int(r["sample"]),
-                           redact_url_text(f"judge: {r.get('judge_error') or 'no verdict'}"))
+                           redact(f"judge: {r.get('judge_error') or 'no verdict'}"))
                           for r in records if r.get("judge_failed"))
     result = EvalResult(report=report, paths={}, asked=asked, reused=reused, failed=failed,
                         judge_failed=judge_failed, allow_judge_failures=options.allow_judge_failures)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from qwenlong_verl.io_safety import atomic_write, has_surrogate, scrub, write_text
+from qwenlong_verl.outputs import atomic_write, has_surrogate, scrub, write_text
 
 logger = logging.getLogger(__name__)
 

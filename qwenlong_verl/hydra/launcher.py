@@ -75,7 +75,7 @@ class BoundedLocalLauncher(LocalLauncher):
             return super().launch([overrides], initial_job_idx=idx)[0]
         except Exception as exc:  # noqa: BLE001 - submitit's error for a job that died without a result
             from qwenlong_verl.hydra.sweep_causes import cause_line
-            from qwenlong_verl.io_safety import redact
+            from qwenlong_verl.redaction import redact
 
             # the cause, not submitit's trailing log path; overrides may carry a key (+trainer.wandb_api_key=)
             logger.error("qwenlong-verl: sweep job #%d (%s) failed: %s", idx, redact(" ".join(overrides)),

@@ -188,7 +188,7 @@ def _now() -> str:
 
 def write_status(folder: str, record: dict[str, Any]) -> None:
     """Write a job's status file whole (a reader never sees half a file); a failed write is logged, not raised."""
-    from qwenlong_verl.io_safety import write_json
+    from qwenlong_verl.outputs import write_json
 
     try:
         write_json(os.path.join(folder, STATUS_FILE), record, indent=1, default=str)

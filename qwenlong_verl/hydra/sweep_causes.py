@@ -4,7 +4,7 @@ A job's error text is long and its interesting line is rarely the last: submitit
 during processing with trace: ... You can check full logs ... at paths: - <file>"), so the per-job line used to show
 a log path; a Ray error ends in the remote traceback's exception line after pages of frames; the recipe's guard
 lists its findings under a heading. :func:`cause_line` finds the line that names what went wrong, masked with
-:func:`qwenlong_verl.io_safety.redact` (an override such as ``+trainer.wandb_api_key=...`` can appear in it).
+:func:`qwenlong_verl.redaction.redact` (an override such as ``+trainer.wandb_api_key=...`` can appear in it).
 
 :func:`slurm_end` reads what SLURM itself wrote into a job's log when it ended the job (time limit, ``scancel``,
 preemption, the OOM killer): the job's process then dies without a word of its own, so its status file still says
@@ -48,7 +48,7 @@ def cause_line(text: str | None) -> str | None:
     In order: the last Python exception line (a bare ``AssertionError`` takes the source line above it, which holds
     the failed assert); else the first finding of the guard's list (``+N more`` when it has several); else the
     first line that is not submitit's boilerplate."""
-    from qwenlong_verl.io_safety import redact
+    from qwenlong_verl.redaction import redact
 
     if not text or not str(text).strip():
         return None

@@ -471,7 +471,7 @@ def score_responses(ctx: StageContext, label: str, responses: Path) -> dict[str,
     ``<label>_scores.json``. A judge call that finally failed fails the stage, named: such scores are not final."""
     import asyncio
 
-    from qwenlong_verl.io_safety import write_jsonl, write_text
+    from qwenlong_verl.outputs import write_jsonl, write_text
     from qwenlong_verl.reward.judge import JudgeOptions
     from qwenlong_verl.reward.offline import load_rows, score_payload, score_rows, scored_rows, summarise
     from qwenlong_verl.reward.scoring import ScoreOptions

@@ -477,7 +477,7 @@ def probe_judge(cfg: dict[str, Any], timeout_s: float = 5.0) -> list[Finding]:
     from qwenlong_verl.config import QwenLongConfigError
     from qwenlong_verl.config_checks import PROBE_ENV
     from qwenlong_verl.config_checks import probe_judge as probe
-    from qwenlong_verl.io_safety import redact_url
+    from qwenlong_verl.redaction import redact_url
 
     url = sel(cfg, "qwenlong.judge.base_url")
     if not url:

@@ -123,8 +123,8 @@ def probe(base_url: str, timeout_s: float, api_key_env: str | None = None) -> li
     Raises:
         EndpointUnreachable: Nothing answers; the message names the URL (credentials masked) and why.
     """
-    from qwenlong_verl.io_safety import redact_url
     from qwenlong_verl.openai_client import chat_completions_url, list_models
+    from qwenlong_verl.redaction import redact_url
 
     reason, ids = list_models(base_url, timeout_s=timeout_s, api_key_env=api_key_env)
     if reason is not None:
