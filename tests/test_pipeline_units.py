@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from qwenlong_verl.pipeline.pipeline_options import PipelineError, PipelineOptions, cpu_demo_options
-from qwenlong_verl.pipeline.run_report import build_report, read_metrics, render_markdown, write_report
+from qwenlong_verl.pipeline.run_report import build_report, render_markdown, write_report
 from qwenlong_verl.pipeline.stage_runner import Stage, StageContext, StageRecord, run_stages
 from qwenlong_verl.pipeline.stages import (
     difficulty_output,
@@ -22,6 +22,7 @@ from qwenlong_verl.pipeline.stages import (
     sft_hf_model,
 )
 from qwenlong_verl.pipeline.standin_judge import StandinJudge, similarity, verdict_text
+from qwenlong_verl.reporting import read_metrics
 
 
 # ------------------------------------------------------------------------------------------------ runner

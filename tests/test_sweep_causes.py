@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from qwenlong_verl.commands.sweep_report import REPORT_JSON, REPORT_MD, write_report
 from qwenlong_verl.hydra.sweep import JOB_DIR_ENV, STATUS_FILE
 from qwenlong_verl.hydra.sweep_causes import cause_line
+from qwenlong_verl.hydra.sweep_report import REPORT_JSON, REPORT_MD, write_report
 
 GUARD = ("qwenlong-verl: this run would fail on the GPU workers or the TaskRunner:\n"
          "  - qwenlong.curriculum.phase=3 is not a phase of qwenlong.curriculum.lengths=[384, 1024] (phases 1..2)\n"

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from e2e_utils import CPU_ENV
 
-from qwenlong_verl.commands.sweep_report import REPORT_JSON, REPORT_MD, REWARD_PNG, build_report, write_report
-from qwenlong_verl.hydra.sweep import JOB_DIR_ENV, STATUS_FILE
+from qwenlong_verl.hydra.sweep import JOB_DIR_ENV, QWENLONG_LOCAL_LAUNCHER, STATUS_FILE
+from qwenlong_verl.hydra.sweep_report import REPORT_JSON, REPORT_MD, REWARD_PNG, build_report, write_report
 
 MAIN_PPO = [sys.executable, "-m", "verl.trainer.main_ppo"]
 RAY_STARTED = ("Started a local Ray instance", "ray init kwargs", "TaskRunner")
@@ -61,6 +61,28 @@ def test_submitit_local_without_gpus_per_node_is_refused(tmp_path):
     assert not list((tmp_path / "sweep").glob("*/.hydra")), "no job may start"
 
 
+def test_the_guard_runs_the_checks_every_recipe_names():
+    """The guard (hydra/) gets its checks (preflight/) by name from the recipes' YAML: each YAML that declares it
+    names the same function, a guard without checks or with a wrong name refuses to start the run unchecked."""
+    import qwenlong_verl.hydra.callbacks as hc
+    from qwenlong_verl.preflight.guard import guard_checks
+
+    declared = {}
+    for path in sorted((Path(__file__).resolve().parent.parent / "qwenlong_verl" / "hydra_configs").rglob("*.yaml")):
+        guard = (((yaml.safe_load(path.read_text()) or {}).get("hydra") or {}).get("callbacks") or {}).get(
+            "qwenlong_guard")
+        if guard is not None:
+            declared[path.name] = guard
+    assert {"qwenlong_base.yaml", "qwenlong_sft.yaml", "cpu.yaml", "local.yaml", "slurm.yaml"} <= set(declared)
+    assert all(g == {"_target_": "qwenlong_verl.hydra.callbacks.QwenLongGuard", "checks": hc.GUARD_CHECKS}
+               for g in declared.values()), declared
+    assert hc.QwenLongGuard(checks=hc.GUARD_CHECKS).checks is guard_checks
+    with pytest.raises(hc.QwenLongRunError, match="has no `checks:`.*checks: qwenlong_verl.preflight.guard"):
+        hc.QwenLongGuard()
+    with pytest.raises(hc.QwenLongRunError, match="checks='qwenlong_verl.preflight.guard.nope' does not name"):
+        hc.QwenLongGuard(checks="qwenlong_verl.preflight.guard.nope")
+
+
 def test_only_shared_process_launchers_are_refused():
     from omegaconf import OmegaConf
 
@@ -73,7 +95,7 @@ def test_only_shared_process_launchers_are_refused():
     assert shared_process_reason(cfg("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"))
     for isolating in ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
                       "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
-                      "hydra_plugins.qwenlong_verl_searchpath.qwenlong_sweep_plugins.QwenLongLocalLauncher"):
+                      QWENLONG_LOCAL_LAUNCHER):
         assert shared_process_reason(cfg(isolating)) is None
 
 
@@ -98,10 +120,37 @@ def test_local_overlay_selects_the_isolating_launcher():
 
     cfg = _compose(["+recipe=qwenlong_phase1", "+qwenlong_sweep=local"])
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    assert launcher["_target_"].endswith("qwenlong_sweep_plugins.QwenLongLocalLauncher")
+    assert launcher["_target_"] == QWENLONG_LOCAL_LAUNCHER
     assert launcher["max_parallel"] == 1
     assert launcher["gpus_per_node"] == 8  # trainer.n_gpus_per_node of the recipe
     assert "qwenlong_guard" in cfg.hydra.callbacks
+
+
+def test_hydra_finds_the_launcher_under_hydra_plugins_with_the_packages_behaviour():
+    """Hydra instantiates launchers only from classes its scan found under `hydra_plugins`: the stub there declares
+    the name the config targets, and the behaviour is qwenlong_verl.hydra.launcher's (no second plugin class)."""
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.launcher import Launcher
+
+    from qwenlong_verl.hydra.launcher import BoundedLocalLauncher
+    from qwenlong_verl.hydra.searchpath import ensure_searchpath_plugin
+
+    ensure_searchpath_plugin()
+    found = {f"{c.__module__}.{c.__name__}": c for c in Plugins.instance().discover(Launcher)}
+    assert issubclass(found[QWENLONG_LOCAL_LAUNCHER], BoundedLocalLauncher)
+    assert Plugins.is_in_toplevel_plugins_module(QWENLONG_LOCAL_LAUNCHER)
+    assert not [name for name in found if name.startswith("qwenlong_verl.")]
+
+
+def test_the_hydra_package_imports_the_real_hydra():
+    """``qwenlong_verl/hydra/`` shares its name with Hydra; its modules' absolute ``import hydra`` is hydra-core."""
+    from qwenlong_verl.hydra import callbacks, launcher, searchpath  # noqa: F401 - searchpath imports Hydra lazily
+
+    assert callbacks.Callback.__module__ == "hydra.experimental.callback"
+    assert launcher.ConfigStore.__module__ == "hydra.core.config_store"
+    assert launcher.JobReturn.__module__ == "hydra.core.utils"
+    assert launcher.LocalLauncher.__module__ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher"
+    assert searchpath.searchpath_plugin_discovered() in (True, False)  # reaches hydra.core.plugins, not this package
 
 
 def test_slurm_overlay_composes_into_a_valid_submitit_sbatch(tmp_path, monkeypatch):

@@ -14,13 +14,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from qwenlong_verl.io_safety import atomic_path, write_json, write_text
+from qwenlong_verl.reporting import ReportFiles, fmt, markdown_table, write_report_files
 
 logger = logging.getLogger(__name__)
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 REPORT_PNG = "report.png"
+FILES = ReportFiles(md=REPORT_MD, json=REPORT_JSON, png=REPORT_PNG)
+DIGITS = 1  # the table's percentages and token means: one decimal, as in PAPER Table 4
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -114,31 +116,21 @@ def build_report(records: Iterable[Mapping[str, Any]], rows_per_benchmark: Mappi
             "average": average}
 
 
-def _fmt(x: Any, digits: int = 1) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
 def render_markdown(report: Mapping[str, Any]) -> str:
     ks = report["ks"]
     head = ["Benchmark", "Rows", "Samples", "Accuracy", "Rule acc.", "Judge share", "Judge failed",
             "Mean resp. tokens", "Truncated", "Output cut"] + [f"pass@{k}" for k in ks]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
 
-    def row(name: str, s: Mapping[str, Any]) -> str:
+    def row(name: str, s: Mapping[str, Any]) -> list[str]:
         samples = f"{s['samples']}" + ("" if s["samples"] == s["samples_expected"] else f"/{s['samples_expected']}")
-        cells = [name, str(s["rows"]), samples, _fmt(s["accuracy"]), _fmt(s["rule_accuracy"]),
-                 _fmt(s["judge_share"]), str(s["judge_failed"]), _fmt(s["mean_response_tokens"]),
-                 _fmt(s["truncated_share"]), _fmt(s["output_cut_share"])]
-        cells += [_fmt(s["pass_at"].get(str(k))) for k in ks]
-        return "| " + " | ".join(cells) + " |"
+        cells = [name, str(s["rows"]), samples, fmt(s["accuracy"], DIGITS), fmt(s["rule_accuracy"], DIGITS),
+                 fmt(s["judge_share"], DIGITS), str(s["judge_failed"]), fmt(s["mean_response_tokens"], DIGITS),
+                 fmt(s["truncated_share"], DIGITS), fmt(s["output_cut_share"], DIGITS)]
+        cells += [fmt(s["pass_at"].get(str(k)), DIGITS) for k in ks]
+        return cells
 
-    for name, s in report["benchmarks"].items():
-        lines.append(row(name, s))
-    lines.append(row("**Average**", report["average"]))
+    rows = [row(name, s) for name, s in report["benchmarks"].items()] + [row("**Average**", report["average"])]
+    lines = markdown_table(head, rows, right=range(1, len(head)))
     meta = report.get("meta") or {}
     title = f"# DocQA evaluation: {meta.get('model', '?')}"
     notes = [
@@ -233,7 +225,7 @@ def report_figure(report: Mapping[str, Any]) -> Any:
         ys = [v if v is not None else 0.0 for v in vals]
         bars = ax.bar(xs, ys, width=width, label=label)
         if len(series) <= 2:
-            ax.bar_label(bars, labels=[_fmt(v) for v in vals], fontsize=7, padding=2)
+            ax.bar_label(bars, labels=[fmt(v, DIGITS) for v in vals], fontsize=7, padding=2)
     avg = report["average"]["accuracy"]
     if avg is not None:
         ax.axhline(avg, linestyle="--", color="black", linewidth=1, label=f"average {avg:.1f}")
@@ -248,11 +240,15 @@ def report_figure(report: Mapping[str, Any]) -> Any:
 
 
 def write_report(report: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"md": out / REPORT_MD, "json": out / REPORT_JSON, "png": out / REPORT_PNG}
-    write_json(paths["json"], report, indent=2)
-    write_text(paths["md"], render_markdown(report))
-    with atomic_path(paths["png"]) as tmp:
-        render_png(report, tmp)
-    return paths
+    """``report.json``, ``report.md`` and ``report.png`` into ``out_dir``, each whole or not at all, credentials masked
+    (:func:`qwenlong_verl.reporting.write_report_files`).
+
+    Args:
+        report: what :func:`build_report` returned (plus the runner's ``failed`` and ``judge_failures_accepted``).
+        out_dir: the folder (created when missing).
+
+    Returns:
+        ``{"md": path, "json": path, "png": path}``.
+    """
+    return write_report_files(out_dir, report, render_markdown(report), FILES,
+                              plot=lambda path: render_png(report, path), json_indent=2)

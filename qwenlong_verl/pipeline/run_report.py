@@ -11,39 +11,20 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from qwenlong_verl.reporting import ReportFiles, fmt, markdown_table, read_metrics, write_report_files
 
 logger = logging.getLogger(__name__)
 
 REWARD_KEY = "critic/score/mean"  # mean sequence reward of the step's trained batch (verl)
 ACC_KEY = "qwenlong/reward/acc_mean"  # every scored rollout of the step, DAPO-evicted groups included
 REPORT_MD, REPORT_JSON, REWARD_PNG = "report.md", "report.json", "reward.png"
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Per-step metrics of one stage, ``[{step, data}]`` sorted by step. Logs of earlier interrupted attempts
-    (``metrics.N.jsonl``) come first; a later attempt's value for the same step wins."""
-    path = Path(path)
-    rotated = {}
-    for f in path.parent.glob(f"{path.stem}.*{path.suffix}"):
-        middle = f.name[len(path.stem) + 1:-len(path.suffix)]
-        if middle.isdigit():
-            rotated[int(middle)] = f
-    files = [rotated[n] for n in sorted(rotated)]
-    by_step: dict[int, dict[str, Any]] = {}
-    for f in [*files, path]:
-        if not f.is_file():
-            continue
-        for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                by_step.setdefault(int(rec["step"]), {}).update(rec["data"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                logger.warning("%s:%d: unreadable metrics line (%s); left out of the report", f, lineno, exc)
-    return [{"step": s, "data": by_step[s]} for s in sorted(by_step)]
+FILES = ReportFiles(md=REPORT_MD, json=REPORT_JSON, png=REWARD_PNG)
+# this report's numbers: three decimals, and whole numbers (steps, counts, a loss of 3.0) without them
+num = partial(fmt, whole_bare=True)
 
 
 def _values(steps: Sequence[Mapping[str, Any]], key: str) -> list[float]:
@@ -206,7 +187,7 @@ def learning_lines(learning: Mapping[str, Any]) -> list[str]:
     lines = ["## Does it learn?", ""]
     k = learning.get("window", LEARNING_WINDOW)
     for name, e in (learning.get("phases") or {}).items():
-        parts = [f"{key} {_fmt(v['first'])} → {_fmt(v['last'])} ({'rises' if v['rises'] else 'does not rise'})"
+        parts = [f"{key} {num(v['first'])} → {num(v['last'])} ({'rises' if v['rises'] else 'does not rise'})"
                  for key, v in e.items()]
         lines.append(f"- {name}, mean of the first vs the last {k} steps: " + "; ".join(parts))
     def heldout_line(h: Mapping[str, Any], prefix: str) -> str:
@@ -233,43 +214,35 @@ def learning_lines(learning: Mapping[str, Any]) -> list[str]:
     return lines + [""] if len(lines) > 2 else []
 
 
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}" if not v.is_integer() or abs(v) < 1 else f"{v:.0f}"
-    return str(v)
-
-
 def render_markdown(report: Mapping[str, Any]) -> str:
     st = report["stages"]
-    lines = ["# QwenLong-L1 pipeline report", "", f"Work folder: `{report['workdir']}`; total wall time "
-             f"{report['total_wall_s']:.0f} s.", "", "| stage | status | wall s | steps | mean reward | first step → "
-             "last step | acc (all rollouts) | judge calls (rate) | phase band | retrospective |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    head = ["stage", "status", "wall s", "steps", "mean reward", "first step → last step", "acc (all rollouts)",
+            "judge calls (rate)", "phase band", "retrospective"]
+    rows = []
     for name, e in st.items():
         steps = e.get("steps")
         if name == "sft" and "loss_first" in e:
             reward = "–"
-            first_last = f"loss {_fmt(e['loss_first'])} → {_fmt(e['loss_last'])}"
+            first_last = f"loss {num(e['loss_first'])} → {num(e['loss_last'])}"
         elif name in ("phase1", "phase2") and "reward_mean" in e:
-            reward = _fmt(e["reward_mean"])
-            first_last = f"{_fmt(e['reward_first'])} → {_fmt(e['reward_last'])}"
+            reward = num(e["reward_mean"])
+            first_last = f"{num(e['reward_first'])} → {num(e['reward_last'])}"
         else:
             reward = first_last = "–"
-        acc = _fmt(e.get("acc_mean"))
-        judge = (f"{_fmt(e.get('judge_calls'))} ({_fmt(e.get('judge_call_rate'), 2)})"
+        acc = num(e.get("acc_mean"))
+        judge = (f"{num(e.get('judge_calls'))} ({num(e.get('judge_call_rate'), 2)})"
                  if "judge_calls" in e and name != "eval" else "–")
-        band = _fmt(e.get("phase_band_size"))
+        band = num(e.get("phase_band_size"))
         retro = "–"
         if name == "phase2" and "retro_pool" in e:
-            retro = (f"pool {_fmt(e['retro_pool'])}, {_fmt(e['retro_in_batches'])} trained "
+            retro = (f"pool {num(e['retro_pool'])}, {num(e['retro_in_batches'])} trained "
                      f"(from {Path(e['retrospective_file']).name if e.get('retrospective_file') else 'none'})")
         elif name == "phase1" and e.get("difficulty_file"):
             retro = f"writes {Path(e['difficulty_file']).name}"
-        lines.append(f"| {name} | {e['status']} | {e['wall_s']:.0f} | {_fmt(steps)} | {reward} | {first_last} | "
-                     f"{acc} | {judge} | {band} | {retro} |")
-    lines = lines[:4] + learning_lines(report.get("learning") or {}) + lines[4:]
+        rows.append([name, e["status"], f"{e['wall_s']:.0f}", num(steps), reward, first_last, acc, judge, band, retro])
+    lines = ["# QwenLong-L1 pipeline report", "", f"Work folder: `{report['workdir']}`; total wall time "
+             f"{report['total_wall_s']:.0f} s.", "", *learning_lines(report.get("learning") or {}),
+             *markdown_table(head, rows)]
     data = st.get("data", {})
     sizes = data.get("phase_sizes") or {}
     if sizes:
@@ -287,11 +260,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"{name} started from the {e['start_stage']} model `{e['start_model']}`.")
     ev = st.get("eval", {}).get("models")
     if ev:
-        lines += ["", "## Held-out evaluation (`qwenlong-verl score`)", "", "| model | rows | score % | rule acc % | "
-                  "judge calls | judge YES |", "|---|---|---|---|---|---|"]
-        for label, m in ev.items():
-            lines.append(f"| {label} | {_fmt(m.get('rows'))} | {_fmt(m.get('score'), 1)} | "
-                         f"{_fmt(m.get('rule_acc'), 1)} | {_fmt(m.get('judge_calls'))} | {_fmt(m.get('judge_yes'))} |")
+        lines += ["", "## Held-out evaluation (`qwenlong-verl score`)", "",
+                  *markdown_table(["model", "rows", "score %", "rule acc %", "judge calls", "judge YES"],
+                                  [[label, num(m.get("rows")), num(m.get("score"), 1), num(m.get("rule_acc"), 1),
+                                    num(m.get("judge_calls")), num(m.get("judge_yes"))] for label, m in ev.items()])]
     lines += ["", f"![reward per step]({REWARD_PNG})", "",
               "mean reward = verl's `critic/score/mean` (trained batch, after DAPO filtering); acc = "
               "`qwenlong/reward/acc_mean` over every scored rollout of the step, evicted groups included.", ""]
@@ -345,16 +317,21 @@ def plot_reward(report: Mapping[str, Any], path: Path) -> Path:
 
 
 def write_report(workdir: Path, records: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
-    from qwenlong_verl.io_safety import atomic_path, redact_url_text, write_text
+    """``report.json``, ``report.md`` and ``reward.png`` of the stages' ``records`` into ``out_dir``, each whole or
+    not at all, credentials masked (a judge URL may carry them).
 
+    Args:
+        workdir: the pipeline's work folder (named in the report).
+        records: stage name -> its record (:func:`build_report`).
+        out_dir: the folder (created when missing).
+
+    Returns:
+        ``{"md": path, "json": path, "png": path}``.
+    """
     report = build_report(workdir, records)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # each file whole or not at all; no URL credentials (a judge URL may carry them)
-    write_text(out_dir / REPORT_JSON, redact_url_text(json.dumps(report, indent=2, default=str)))
-    write_text(out_dir / REPORT_MD, redact_url_text(render_markdown(report)))
-    with atomic_path(out_dir / REWARD_PNG) as tmp:
-        plot_reward(report, tmp)
-    return {"md": str(out_dir / REPORT_MD), "json": str(out_dir / REPORT_JSON), "png": str(out_dir / REWARD_PNG)}
+    paths = write_report_files(out_dir, report, render_markdown(report), FILES,
+                               plot=lambda path: plot_reward(report, path), json_indent=2)
+    return {key: str(path) for key, path in paths.items()}
 
 
 def run_report(ctx: Any) -> dict[str, Any]:

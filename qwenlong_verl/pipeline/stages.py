@@ -425,7 +425,7 @@ def run_phase(ctx: StageContext, phase: int) -> dict[str, Any]:
                      metrics=metrics, resume_from=resume_from)
     ctx.run_command(cmd, env=_env(ctx, metrics))
     if not (ckpt / "latest_checkpointed_iteration.txt").is_file():
-        from qwenlong_verl.pipeline.run_report import read_metrics
+        from qwenlong_verl.reporting import read_metrics
 
         logged = read_metrics(metrics)
         raise PipelineError(
