@@ -148,7 +148,7 @@ def _rewards(metrics: Path, offset: int = 0) -> list[list[Any]]:
 
 
 def _judge_counts(metrics: Path) -> dict[str, int]:
-    from qwenlong_verl.pipeline.run_report import read_metrics
+    from qwenlong_verl.reporting import read_metrics
 
     calls = rescues = scored = 0
     for s in read_metrics(metrics):
@@ -164,7 +164,7 @@ def _tokens(metrics: Path) -> list[float]:
     """Prompt + response tokens processed per logged step: every generated rollout (trained, and evicted by DAPO's
     dynamic sampling) x the step's mean prompt + response length. The trained batch's own count is verl's
     ``perf/total_num_tokens``; evicted rollouts were generated and scored all the same."""
-    from qwenlong_verl.pipeline.run_report import read_metrics
+    from qwenlong_verl.reporting import read_metrics
 
     out = []
     for s in read_metrics(metrics):
