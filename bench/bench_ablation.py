@@ -142,7 +142,8 @@ def _main_ppo(cmd: list[str], out: Path) -> tuple[Path, float]:
 
 
 def _rewards(metrics: Path, offset: int = 0) -> list[list[Any]]:
-    from qwenlong_verl.pipeline.run_report import ACC_KEY, REWARD_KEY, read_metrics
+    from qwenlong_verl.pipeline.run_report import ACC_KEY, REWARD_KEY
+    from qwenlong_verl.reporting import read_metrics
 
     return [[s["step"] + offset, s["data"].get(REWARD_KEY), s["data"].get(ACC_KEY)] for s in read_metrics(metrics)]
 
