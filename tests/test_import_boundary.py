@@ -3,13 +3,13 @@ members; every other module is importable and usable without verl."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from import_scan import imports, module_name
 
 PACKAGE = Path(__file__).resolve().parent.parent / "qwenlong_verl"
 WING = PACKAGE / "integration"
@@ -21,16 +21,12 @@ def _modules() -> list[Path]:
 
 
 def _foreign_imports(path: Path) -> list[str]:
-    """Every import statement (module level or inside a function) of verl/TransferQueue in ``path``."""
+    """Every import (module level or inside a function) of verl/TransferQueue in ``path``."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        found += [f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {n}" for n in names
-                  if n.split(".")[0] in FOREIGN]
+    for imp in imports(path, PACKAGE):
+        hits = [n for n in imp.names if n.split(".")[0] in FOREIGN]
+        if hits:
+            found.append(f"{path.relative_to(PACKAGE.parent)}:{imp.line} imports {hits[0]}")
     return found
 
 
@@ -100,44 +96,16 @@ def _node(module: str, package: Path) -> str | None:
     return ROOT  # `from qwenlong_verl import __version__`: a name of the package's __init__
 
 
-def _imported_names(node: ast.AST, package_name: str) -> list[str]:
-    """The dotted modules an import statement (or ``importlib.import_module("...")``) names; for ``from X import y``
-    both ``X`` and ``X.y`` (y may be a submodule)."""
-    if isinstance(node, ast.Import):
-        return [a.name for a in node.names]
-    if isinstance(node, ast.ImportFrom):
-        base = node.module or ""
-        if node.level:
-            parts = package_name.split(".")
-            anchor = ".".join(parts[:len(parts) - node.level + 1])
-            base = f"{anchor}.{base}" if base else anchor
-        return [base, *(f"{base}.{a.name}" for a in node.names)]
-    if (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-            and ((isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
-                 or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__")))):
-        return [node.args[0].value]
-    return []
-
-
 def _arrows(path: Path, package: Path) -> list[Arrow]:
     rel = path.relative_to(package.parent)
-    module = ".".join(rel.with_suffix("").parts)
-    package_name = module.removesuffix(".__init__") if path.name == "__init__.py" else module.rpartition(".")[0]
-    src = _node(module.removesuffix(".__init__"), package)
+    src = _node(module_name(path, package), package)
     arrows: list[Arrow] = []
-
-    def visit(node: ast.AST, lazy: bool) -> None:
-        dsts = {d for name in _imported_names(node, package_name) if (d := _node(name, package)) not in (None, src)}
+    for imp in imports(path, package):
+        dsts = {d for name in imp.names if (d := _node(name, package)) not in (None, src)}
         # `from qwenlong_verl import cli` names both qwenlong_verl and qwenlong_verl.cli: the arrow is to cli
         if len(dsts) > 1:
             dsts.discard(ROOT)
-        arrows.extend(Arrow(src, d, f"{rel}:{node.lineno}", lazy) for d in sorted(dsts))
-        inside = lazy or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-        for child in ast.iter_child_nodes(node):
-            visit(child, inside)
-
-    visit(ast.parse(path.read_text(encoding="utf-8")), False)
+        arrows.extend(Arrow(src, d, f"{rel}:{imp.line}", imp.lazy) for d in sorted(dsts))
     return arrows
 
 

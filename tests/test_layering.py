@@ -4,8 +4,9 @@ stage did) takes on every subcommand's parser and its exit codes; it calls the l
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
+
+from import_scan import imports
 
 PACKAGE = Path(__file__).resolve().parent.parent / "qwenlong_verl"
 TOP = ("qwenlong_verl.cli", "qwenlong_verl.commands")
@@ -15,35 +16,13 @@ def _is_top(name: str) -> bool:
     return any(name == t or name.startswith(t + ".") for t in TOP)
 
 
-def _module_name(path: Path, root: Path) -> str:
-    return ".".join(path.relative_to(root.parent).with_suffix("").parts)
-
-
 def _top_imports(path: Path, root: Path) -> list[str]:
-    """Every import of the command-line layer in ``path``: ``import``/``from`` statements at module level or inside
-    functions, relative ones resolved, and ``importlib.import_module("...")``/``__import__("...")`` of a literal."""
-    module = _module_name(path, root)
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    """Every import of the command-line layer in ``path`` (any form, :mod:`import_scan`)."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                anchor = ".".join(parts[:len(parts) - node.level + 1])
-                base = f"{anchor}.{base}" if base else anchor
-            names = [base, *(f"{base}.{a.name}" for a in node.names)]  # `from qwenlong_verl import cli`
-        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str)
-              and ((isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
-                   or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__")))):
-            names = [node.args[0].value]
-        hits = sorted({n for n in names if _is_top(n)})
+    for imp in imports(path, root):
+        hits = sorted({n for n in imp.names if _is_top(n)})
         if hits:
-            found.append(f"{path.relative_to(root.parent)}:{node.lineno} imports {hits[0]}")
+            found.append(f"{path.relative_to(root.parent)}:{imp.line} imports {hits[0]}")
     return found
 
 
