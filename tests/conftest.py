@@ -52,7 +52,7 @@ def hold_e2e_lock() -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"\nwaiting for {E2E_LOCK}: another session runs verl (the wait is outside this test's timeout)",
+            print(f"\nwaiting for {E2E_LOCK}: another pytest worker or session runs verl (the wait is outside this test's timeout)",
                   file=sys.__stderr__, flush=True)
             fcntl.flock(fh, fcntl.LOCK_EX)
         _held["file"] = fh
