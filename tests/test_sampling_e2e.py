@@ -1,6 +1,6 @@
 """The curriculum through verl's real ``main_ppo`` on CPU: phase I writes the difficulty file (DAPO-evicted groups
 included), phase II provably mixes in phase I's zero-reward examples, and a run killed mid-way resumes without
-repeating or losing examples.
+repeating or losing examples (scored by verl's own dapo reward manager, so the table's fallback is checked too).
 
 The tiny model never answers correctly, so a scripted judge (a local OpenAI-compatible server) decides rewards:
 "hard" examples are always wrong (their all-zero groups are evicted by DAPO and never reach the trainer), the others
@@ -220,12 +220,27 @@ def test_in_run_schedule_switches_phase_without_restarting(data, judge, tmp_path
     assert drawn2 & data.long and drawn2 <= data.long | zero1, drawn2 - data.long
 
 
+REWARD_FN = '''
+def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
+    return 1.0 if int(extra_info["index"]) % 2 == 0 else 0.0
+'''
+
+
 def test_killed_run_resumes_without_repeating_or_losing_examples(data, tmp_path, e2e_lock):
-    """DAPO off, so each step draws exactly one batch: steps 1..5 must draw the sampler's order, batch by batch."""
+    """DAPO off, so each step draws exactly one batch: steps 1..5 must draw the sampler's order, batch by batch.
+
+    The run also scores with verl's own ``dapo`` reward manager (a reward by index parity), which sends no
+    telemetry: a warning, then the difficulty table falls back to the trained batch's rewards (with DAPO's filter
+    off, every rollout of the step). One run serves both checks (a verl run costs minutes on 2 cores)."""
     work = tmp_path / "resume"
+    work.mkdir()
+    fn = work / "parity_reward.py"
+    fn.write_text(REWARD_FN)
     steps = 5  # 16 phase I examples = 4 batches: step 5 starts the second epoch
     overrides = data.overrides(steps) + ["++qwenlong.curriculum.phase=1", "algorithm.filter_groups.enable=false",
-                                         "trainer.save_freq=2", "trainer.total_epochs=2"]
+                                         "trainer.save_freq=2", "trainer.total_epochs=2",
+                                         "reward.reward_manager.name=dapo", f"reward.custom_reward_function.path={fn}",
+                                         "reward.custom_reward_function.name=compute_score"]
     ckpt = work / "ckpt"  # run_main_ppo(workdir=work) uses it, so the resumed run finds the killed run's checkpoints
     first = _run_until_checkpoint(overrides, work / "killed", ckpt, step=2)
     assert first == "killed", first
@@ -247,6 +262,13 @@ def test_killed_run_resumes_without_repeating_or_losing_examples(data, tmp_path,
     order += [view.indices[p] for p in sampler.epoch_order()]
     for step in range(1, steps + 1):
         assert drawn[step] == set(order[(step - 1) * BATCH: step * BATCH]), (step, drawn)
+    # the fallback: no telemetry from verl's dapo manager, the trained batch's rewards instead, every rollout of it
+    assert "no reward telemetry" in resumed.output
+    assert set(table.examples) <= data.short
+    for idx in table.examples:
+        n, mean = table.stats(idx)
+        assert n % N_ROLLOUTS == 0 and mean == (1.0 if idx % 2 == 0 else 0.0), (idx, n, mean)
+    assert all(m["data"]["qwenlong/difficulty_records"] == BATCH * N_ROLLOUTS for m in resumed.metrics)
 
 
 def _run_until_checkpoint(overrides: list[str], workdir: Path, ckpt: Path, step: int, timeout_s: int = 600) -> str:
@@ -274,29 +296,3 @@ def _run_until_checkpoint(overrides: list[str], workdir: Path, ckpt: Path, step:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=60)
         log.close()
-
-
-REWARD_FN = '''
-def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
-    return 1.0 if int(extra_info["index"]) % 2 == 0 else 0.0
-'''
-
-
-def test_without_reward_telemetry_the_table_falls_back_to_the_trained_batch(data, tmp_path, e2e_lock):
-    """verl's own ``dapo`` reward manager sends no telemetry: a warning, then the trained batch's rewards."""
-    work = tmp_path / "fallback"
-    work.mkdir()
-    fn = work / "parity_reward.py"
-    fn.write_text(REWARD_FN)
-    result = run_main_ppo(data.overrides(2) + [
-        "++qwenlong.curriculum.phase=1", "algorithm.filter_groups.enable=false", "reward.reward_manager.name=dapo",
-        f"reward.custom_reward_function.path={fn}", "reward.custom_reward_function.name=compute_score"],
-        work, recipe="qwenlong_phase1")
-    assert result.returncode == 0, result.tail()
-    assert "no reward telemetry" in result.output
-    table = DifficultyTable.load(work / "ckpt" / FILE_NAME)
-    assert len(table) == 2 * BATCH and set(table.examples) <= data.short
-    for idx in table.examples:
-        n, mean = table.stats(idx)
-        assert n == N_ROLLOUTS and mean == (1.0 if idx % 2 == 0 else 0.0), (idx, n, mean)
-    assert all(m["data"]["qwenlong/difficulty_records"] == BATCH * N_ROLLOUTS for m in result.metrics)
