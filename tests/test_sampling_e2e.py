@@ -277,8 +277,10 @@ def _run_until_checkpoint(overrides: list[str], workdir: Path, ckpt: Path, step:
     args = [sys.executable, "-m", "verl.trainer.main_ppo", "+recipe=qwenlong_phase1", "+qwenlong_env=cpu",
             f"trainer.default_local_dir={ckpt}", "trainer.experiment_name=e2e", *overrides]
     log = open(workdir / "run.log", "w")
-    proc = subprocess.Popen(args, cwd=workdir, env={**os.environ, **CPU_ENV}, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    # the metrics log in the run's folder: without a path, verl's file logger writes <cwd of the TaskRunner>/<project>/
+    # e2e.jsonl, and that cwd is not the driver's (it left qwenlong_verl/e2e.jsonl in the checkout)
+    env = {**os.environ, **CPU_ENV, "VERL_FILE_LOGGER_PATH": str(workdir / "metrics.jsonl")}
+    proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     tracker = ckpt / "latest_checkpointed_iteration.txt"
     deadline = time.monotonic() + timeout_s
     try:
