@@ -12,26 +12,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from eval_rows import ROWS, model
 from fake_openai_server import FakeOpenAIServer
 
 from qwenlong_verl.evaluation import EndpointEvalOptions, EvalResult, EvalSetupError, evaluate_endpoint
 from qwenlong_verl.evaluation.api import QA_METRICS, out_dir_lock
 from qwenlong_verl.reward.scoring import QA_METRICS as SCORER_QA_METRICS
-
-ROWS = [
-    {"id": "q1", "benchmark": "hotpotqa", "question": "Capital of France?", "context": "Paris is the capital.",
-     "answers": ["Paris"]},
-    {"id": "q2", "benchmark": "hotpotqa", "question": "Largest US city?", "context": "NYC is big.",
-     "answers": ["New York City"]},  # the model says "NYC": rule 0, the judge decides
-    {"id": "q3", "benchmark": "docmath", "question": "Total?", "context": "It is 12.", "answers": ["12"]},
-]
-REPLIES = {"Capital of France?": "Paris", "Largest US city?": "NYC", "Total?": "12"}
-
-
-def model(messages: list[dict]) -> str:
-    user = messages[-1]["content"]
-    answer = next(a for q, a in REPLIES.items() if q in user)
-    return f"<think>short</think>Therefore, the answer is {answer}."
 
 
 @pytest.fixture

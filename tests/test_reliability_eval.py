@@ -12,23 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from eval_rows import ROWS, model
 from fake_openai_server import FakeOpenAIServer
 from reliability_utils import PKG_ROOT, UNEXPECTED, assert_clean_failure, closed_port, digest, run_cli
-
-ROWS = [
-    {"id": "q1", "benchmark": "hotpotqa", "question": "Capital of France?", "context": "Paris is the capital.",
-     "answers": ["Paris"]},
-    {"id": "q2", "benchmark": "hotpotqa", "question": "Largest US city?", "context": "NYC is big.",
-     "answers": ["New York City"]},  # the model says "NYC": rule 0, the judge decides
-    {"id": "q3", "benchmark": "docmath", "question": "Total?", "context": "It is 12.", "answers": ["12"]},
-]
-REPLIES = {"Capital of France?": "Paris", "Largest US city?": "NYC", "Total?": "12"}
-
-
-def model(messages: list[dict]) -> str:
-    user = messages[-1]["content"]
-    answer = next(a for q, a in REPLIES.items() if q in user)
-    return f"<think>short</think>Therefore, the answer is {answer}."
 
 
 def judge_yes(messages: list[dict]) -> str:
