@@ -44,7 +44,8 @@ def any_json(text: st.SearchStrategy[str] | None = None, max_leaves: int = 8) ->
         text: the strategy for strings; default ``any_text(10)``.
         max_leaves: bound on the size of one value.
     """
-    leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | (text or any_text(10))
+    strings = text if text is not None else any_text(10)  # `text or ...` would ask a strategy for its truth value
+    leaves = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | strings
     return st.recursive(
         leaves,
         lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
