@@ -121,17 +121,14 @@ def check_types(cls: type, values: Mapping[str, Any], where: str) -> None:
 
 
 def check_url(value: Any, where: str) -> None:
-    from urllib.parse import urlsplit
+    from qwenlong_verl.openai_client import http_url_error
 
     if value is None:
         return
-    text = str(value).strip()
-    try:
-        parts = urlsplit(text)
-        _ = parts.port
-    except ValueError as exc:
-        raise QwenLongConfigError(f"{where}={value!r} is not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    error = http_url_error(str(value))
+    if error and error[0] == "invalid":
+        raise QwenLongConfigError(f"{where}={value!r} is not a valid URL ({error[1]})")
+    if error:
         raise QwenLongConfigError(f"{where}={value!r} is not an http(s) URL with a host; expected e.g. "
                                   "http://JUDGE_HOST:8000/v1 (or null for a rule-only run)")
 

@@ -78,6 +78,29 @@ def chat_completions_url(endpoint: str, *, add_v1: bool = False) -> str:
     return base + "/chat/completions"
 
 
+def http_url_error(text: str) -> tuple[str, str] | None:
+    """Why ``text`` is not an http(s) URL with a host, or None when it is: the one rule behind the ``qwenlong.judge``
+    option check, the commands' URL arguments and the evaluation options.
+
+    Args:
+        text: the URL as given (surrounding blanks ignored).
+
+    Returns:
+        None, ``("invalid", <the parser's message>)`` (e.g. a port that is not a number; the message may quote the
+        URL's user info: redact it before showing it), or ``("not_http", "")`` (another scheme, or no host).
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port  # raises ValueError for a non-numeric port
+    except ValueError as exc:
+        return "invalid", str(exc)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "not_http", ""
+    return None
+
+
 def openai_base_url(url: str) -> str:
     """The OpenAI base URL of a server given as ``http://host:port``, ``.../v1`` or ``.../v1/chat/completions``:
     ``/v1`` is added when the URL has no path (the convention of ``qwenlong-verl eval``, which ``score`` and the

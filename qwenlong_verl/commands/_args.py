@@ -100,19 +100,16 @@ def json_object(text: str) -> dict[str, Any]:
 
 def http_url(text: str) -> str:
     """An http(s) URL with a host (``http://127.0.0.1:8000/v1``); a typo such as ``not-a-url`` is refused."""
-    from urllib.parse import urlsplit
-
+    from qwenlong_verl.openai_client import http_url_error
     from qwenlong_verl.redaction import redact, redact_url
 
     shown = redact_url(text)  # never echo a password: urlsplit's own message quotes the netloc, user info and all
-    try:
-        parts = urlsplit(text.strip())
-        _ = parts.port  # raises ValueError for a non-numeric port
-    except ValueError as exc:
+    error = http_url_error(text)
+    if error and error[0] == "invalid":
         why = "the port is not a number, or user info holds a ':' or '@' that is not %-escaped" if "@" in text \
-            else redact(str(exc))
-        raise argparse.ArgumentTypeError(f"not a valid URL ({why}): {shown!r}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+            else redact(error[1])
+        raise argparse.ArgumentTypeError(f"not a valid URL ({why}): {shown!r}")
+    if error:
         raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL with a host, e.g. "
                                          f"http://127.0.0.1:8000/v1, got {shown!r}")
     return text.strip()

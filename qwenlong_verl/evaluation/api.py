@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from qwenlong_verl.config import SEED_MAX, check_fields, option
 from qwenlong_verl.reward.rule import FAMILIES
@@ -91,10 +90,12 @@ class EndpointEvalOptions:
     progress: bool = True  # a progress bar on stderr
 
     def __post_init__(self) -> None:
+        from qwenlong_verl.openai_client import http_url_error
+
         check_fields(self)
         for name in ("endpoint", "judge_endpoint"):
             url = getattr(self, name)
-            if url is not None and not _is_http_url(url):
+            if url is not None and http_url_error(url) is not None:
                 from qwenlong_verl.redaction import redact_url
 
                 raise ValueError(f"{name} must be an http:// or https:// URL with a host, e.g. "
@@ -131,15 +132,6 @@ class EndpointEvalOptions:
         """What run.json stores of the scorer (a resumed run compares them) and the report shows."""
         return {"judge_model": self.judge_model, "families": dict(self.families),
                 "default_family": self.default_family, "qa_metric": self.qa_metric}
-
-
-def _is_http_url(text: str) -> bool:
-    try:
-        parts = urlsplit(text.strip())
-        _ = parts.port  # raises ValueError for a non-numeric port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def judge_url(endpoint: str) -> str:
