@@ -25,7 +25,7 @@ import pytest
 from e2e_utils import RunResult, demo_overrides, run_main_ppo
 from fake_openai_server import FakeOpenAIServer
 
-# the shared run takes 150-300 s on 2 cores; the lock wait before it is part of the bound
+# the shared run takes 95-300 s on 2 cores (its own limit 900 s); waiting for the e2e lock does not count (conftest)
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 STEPS = 2
