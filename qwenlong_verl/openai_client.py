@@ -67,15 +67,10 @@ CONNECTIONS_PER_POOL = 4  # see the module docstring (Limits)
 MAX_RETRY_AFTER_S = 120.0  # a server's Retry-After is honoured up to this (a longer wait is a failed request)
 
 
-def chat_completions_url(endpoint: str, *, add_v1: bool = False) -> str:
-    """``.../chat/completions`` of an endpoint given as ``http://host:port/v1``, ``.../v1/chat/completions``, or
-    (``add_v1``) ``http://host:port``."""
-    base = endpoint.rstrip("/")
-    if base.endswith("/chat/completions"):
-        return base
-    if add_v1 and not base.endswith("/v1"):
-        base += "/v1"
-    return base + "/chat/completions"
+def chat_completions_url(endpoint: str) -> str:
+    """``<base>/chat/completions`` of an endpoint, ``<base>`` being :func:`openai_base_url`'s: the URL every chat
+    request of the package (judge in training, ``score``, ``eval``'s model and judge) goes to."""
+    return openai_base_url(endpoint) + "/chat/completions"
 
 
 def http_url_error(text: str) -> tuple[str, str] | None:
@@ -102,31 +97,31 @@ def http_url_error(text: str) -> tuple[str, str] | None:
 
 
 def openai_base_url(url: str) -> str:
-    """The OpenAI base URL of a server given as ``http://host:port``, ``.../v1`` or ``.../v1/chat/completions``:
-    ``/v1`` is added when the URL has no path (the convention of ``qwenlong-verl eval``, which ``score`` and the
-    pipeline's scoring stage share).
+    """The OpenAI base URL of a server, the one rule for every URL the package is given (``qwenlong.judge.base_url``,
+    ``--judge-url``, ``eval --endpoint``/``--judge-endpoint``, ``judge-check --url``, the probes).
+
+    ``/v1`` is added only when the URL has no path (``http://host:8000`` is vLLM's root); a path the user wrote is
+    kept, as the OpenAI client keeps its ``base_url``: gateways serve the API under paths that do not end in ``/v1``
+    (``.../v1beta/openai``), and a reverse proxy's prefix is written with its ``/v1`` (``https://gw/judge/v1``).
+    A trailing ``/chat/completions`` (the full request URL pasted in) is taken off.
 
     Args:
         url: the server as the user gave it.
 
     Returns:
-        ``url`` without a trailing slash, with ``/v1`` appended when it has no path.
+        The base without a trailing slash: ``http://h:8000`` -> ``http://h:8000/v1``; ``http://h:8000/v1/`` and
+        ``http://h:8000/v1/chat/completions`` -> ``http://h:8000/v1``; ``https://gw/api`` -> ``https://gw/api``.
     """
     from urllib.parse import urlsplit
 
-    base = url.rstrip("/")
-    if base.endswith("/chat/completions"):
-        return base
+    base = url.strip().rstrip("/").removesuffix("/chat/completions").rstrip("/")
     return base + "/v1" if urlsplit(base).path in ("", "/") else base
 
 
 def models_url(endpoint: str) -> str:
-    """``.../models`` of an endpoint given as ``http://host:port/v1`` or ``.../v1/chat/completions``: the model list
-    of an OpenAI-compatible server, which every server probe of the package asks for (:func:`list_models`)."""
-    base = endpoint.rstrip("/")
-    if base.endswith("/chat/completions"):
-        base = base[: -len("/chat/completions")]
-    return base + "/models"
+    """``<base>/models`` (:func:`openai_base_url`): the model list of an OpenAI-compatible server, which every server
+    probe of the package asks for (:func:`list_models`)."""
+    return openai_base_url(endpoint) + "/models"
 
 
 @functools.cache

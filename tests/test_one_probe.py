@@ -171,6 +171,37 @@ def test_the_models_url_rule():
     assert models_url("http://h:8000/v1") == "http://h:8000/v1/models"
     assert models_url("http://h:8000/v1/") == "http://h:8000/v1/models"
     assert models_url("http://h:8000/v1/chat/completions") == "http://h:8000/v1/models"
+    assert models_url("http://h:8000") == "http://h:8000/v1/models"
+
+
+# (what the user wrote, the base every request and probe uses)
+URL_CASES = [
+    ("http://h:8000", "http://h:8000/v1"),
+    ("http://h:8000/", "http://h:8000/v1"),
+    ("http://h:8000/v1", "http://h:8000/v1"),
+    ("http://h:8000/v1/", "http://h:8000/v1"),
+    ("http://h:8000/v1/chat/completions", "http://h:8000/v1"),
+    ("https://gw.example/v1beta/openai", "https://gw.example/v1beta/openai"),  # a gateway's path is kept
+    ("https://gw.example/judge/v1", "https://gw.example/judge/v1"),
+    ("http://h:8000/api", "http://h:8000/api"),  # eval added /v1 here, score kept it: one rule now
+]
+
+
+@pytest.mark.parametrize(("given", "base"), URL_CASES)
+def test_training_score_pipeline_and_eval_send_a_url_to_the_same_place(given, base):
+    """One URL rule (openai_client.openai_base_url) for the trainer's judge, score and the pipeline's judge, eval's
+    judge and eval's model: the same text reaches the same server everywhere."""
+    from qwenlong_verl.evaluation.api import EndpointEvalOptions
+    from qwenlong_verl.evaluation.client import ChatOptions
+    from qwenlong_verl.openai_client import openai_base_url
+
+    assert openai_base_url(given) == base
+    chat = base + "/chat/completions"
+    assert JudgeOptions(base_url=given).url == chat  # qwenlong.judge.base_url in training (and the pipeline's)
+    assert JudgeOptions(base_url=openai_base_url(given)).url == chat  # score, eval's judge
+    assert ChatOptions(endpoint=given, model="m").url == chat  # eval's model server
+    assert models_url(given) == base + "/models"  # every probe
+    assert EndpointEvalOptions(endpoint=given, model="m", data=["x.jsonl"], out_dir="o").chat_options().url == chat
 
 
 def test_no_http_library_but_httpx_in_the_package():

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
                    help="write the summary (per data_source, overall, judge stats) as JSON; '-' for stdout")
     p.add_argument("--judge-url", type=http_url,
                    help="OpenAI base URL of the judge, e.g. http://127.0.0.1:8000/v1 (no judge if unset; /v1 is "
-                        "added to a URL without a path, as `eval` does)")
+                        "added to a URL without a path; any other path is kept, as everywhere in the package)")
     p.add_argument("--judge-model", default="Qwen/Qwen2.5-1.5B-Instruct")
     p.add_argument("--judge-concurrency", type=bounded_int(1, MAX_IN_FLIGHT), default=64,
                    help=f"judge requests in flight at most, 1 to {MAX_IN_FLIGHT} (64)")

@@ -134,14 +134,6 @@ class EndpointEvalOptions:
                 "default_family": self.default_family, "qa_metric": self.qa_metric}
 
 
-def judge_url(endpoint: str) -> str:
-    """The judge's OpenAI base URL: ``/v1`` is added unless the URL ends in ``/v1`` or ``/chat/completions``."""
-    base = endpoint.rstrip("/")
-    if base.endswith("/chat/completions") or base.endswith("/v1"):
-        return base
-    return base + "/v1"
-
-
 # -- before any request --------------------------------------------------------------------------------------------
 def check_out_dir(out: str, data: list[str]) -> None:
     """``out`` is a folder this process can write, and none of the files eval writes there is an input.
@@ -174,16 +166,16 @@ def check_servers_answer(options: EndpointEvalOptions) -> None:
         EvalSetupError: (exit code 1) a server does not answer.
     """
     from qwenlong_verl.config_checks import probe_server
+    from qwenlong_verl.openai_client import openai_base_url
     from qwenlong_verl.redaction import redact_url
 
-    model_url = options.chat_options().url
     # the probes go the route of the requests that follow, with the same key (when one is named)
-    reason = probe_server(model_url.removesuffix("/chat/completions"), api_key_env=options.api_key_env)
+    reason = probe_server(openai_base_url(options.endpoint), api_key_env=options.api_key_env)
     if reason is not None:
         raise EvalSetupError(f"--endpoint {redact_url(options.endpoint)!r}: the model server is unreachable "
                              f"({reason}); start it (vllm serve ...) or fix the URL", exit_code=1)
     if options.judge_endpoint and not options.allow_judge_failures:
-        reason = probe_server(judge_url(options.judge_endpoint), api_key_env=options.judge_api_key_env)
+        reason = probe_server(openai_base_url(options.judge_endpoint), api_key_env=options.judge_api_key_env)
         if reason is not None:
             raise EvalSetupError(f"--judge-endpoint {redact_url(options.judge_endpoint)!r}: the judge is unreachable "
                                  f"({reason}); start it or fix the URL, or pass --allow-judge-failures to score by "
@@ -254,9 +246,10 @@ def build_scorer(options: EndpointEvalOptions) -> tuple[Any, Any]:
                               qa_metric=options.qa_metric)
     judge = None
     if options.judge_endpoint:
+        from qwenlong_verl.openai_client import openai_base_url
         from qwenlong_verl.reward.judge import JudgeClient, JudgeOptions
 
-        judge = JudgeClient(JudgeOptions(base_url=judge_url(options.judge_endpoint), model=options.judge_model,
+        judge = JudgeClient(JudgeOptions(base_url=openai_base_url(options.judge_endpoint), model=options.judge_model,
                                          max_concurrency=options.judge_concurrency,
                                          api_key_env=options.judge_api_key_env))  # None: no key is sent
     return HybridScorer(score_opts, judge=judge), judge

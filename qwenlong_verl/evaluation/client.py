@@ -55,7 +55,7 @@ class ChatOptions:
 
     @property
     def url(self) -> str:
-        return chat_completions_url(self.endpoint, add_v1=True)
+        return chat_completions_url(self.endpoint)
 
 
 @dataclass(frozen=True)

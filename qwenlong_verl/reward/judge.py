@@ -202,7 +202,7 @@ def verdict_probabilities(top_logprobs: list[tuple[str, float]]) -> tuple[float,
 class JudgeOptions:
     """``qwenlong.judge.*``. ``enabled=None`` means "on when base_url is set"."""
 
-    base_url: str | None = None  # OpenAI base URL, e.g. http://127.0.0.1:8000/v1 (".../chat/completions" also taken)
+    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1; openai_client.openai_base_url: /v1 added when no path
     model: str = "Qwen/Qwen2.5-1.5B-Instruct"
     api_key_env: str | None = "QWENLONG_JUDGE_API_KEY"  # env var holding a bearer key; unset/empty: no auth header
     enabled: bool | None = None

@@ -123,13 +123,12 @@ def probe(base_url: str, timeout_s: float, api_key_env: str | None = None) -> li
     Raises:
         EndpointUnreachable: Nothing answers; the message names the URL (credentials masked) and why.
     """
-    from qwenlong_verl.openai_client import chat_completions_url, list_models
+    from qwenlong_verl.openai_client import list_models, openai_base_url
     from qwenlong_verl.redaction import redact_url
 
     reason, ids = list_models(base_url, timeout_s=timeout_s, api_key_env=api_key_env)
     if reason is not None:
-        base = chat_completions_url(base_url).removesuffix("/chat/completions")
-        raise EndpointUnreachable(f"{redact_url(base)}: {reason}")
+        raise EndpointUnreachable(f"{redact_url(openai_base_url(base_url))}: {reason}")
     return ids
 
 
