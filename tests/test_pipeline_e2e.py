@@ -93,7 +93,8 @@ def test_weights_flow_sft_to_phase1_to_phase2(demo):
 
 def test_phase2_continues_phase1_training_state(demo):
     """2 + 2 RL steps: phase II's logged steps are 3 and 4, and its checkpoint's Adam state has taken 4 steps (phase
-    I's 2 + its own 2): the optimizer was not restarted."""
+    I's 2 + its own 2): the optimizer was not restarted (the cross-launch curriculum; the in-run one is checked in
+    test_sampling_e2e.py)."""
     from e2e_utils import adam_steps
 
     workdir, _, report = demo
@@ -103,6 +104,12 @@ def test_phase2_continues_phase1_training_state(demo):
     assert adam_steps(p1_actor) == {2}
     assert adam_steps(p2_actor) == {4}
     assert (workdir / "phase2" / "ckpt" / "latest_checkpointed_iteration.txt").read_text().strip() == "4"
+    # its own data order: phase II's sampler starts at epoch 0 of its band; one lr across both launches
+    log2 = (workdir / "phase2" / "stage.log").read_text()
+    assert "starts at epoch 0 (none of phase 1's data order carries over)" in log2
+    lrs = [json.loads(line)["data"]["actor/lr"] for stage in ("phase1", "phase2")
+           for line in (workdir / stage / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert len(lrs) == 4 and len(set(lrs)) == 1, lrs  # the recipes' constant lr, one schedule
 
 
 def test_phase2_read_phase1_difficulty_file(demo):

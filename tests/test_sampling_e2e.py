@@ -1,10 +1,14 @@
-"""The curriculum through verl's real ``main_ppo`` on CPU: phase I writes the difficulty file (DAPO-evicted groups
-included), phase II provably mixes in phase I's zero-reward examples, and a run killed mid-way resumes without
-repeating or losing examples (scored by verl's own dapo reward manager, so the table's fallback is checked too).
+"""The curriculum through verl's real ``main_ppo`` on CPU, in one scheduled run (``qwenlong.curriculum.schedule``:
+phase I for steps 1-3, phase II for 4-6): phase I records every scored rollout (DAPO-evicted groups included),
+phase II provably mixes in phase I's zero-reward examples, and the switch keeps the optimizer. A second run, killed
+mid-way, resumes without repeating or losing examples (scored by verl's own dapo reward manager, so the table's
+fallback is checked too). The cross-launch form (phase II resuming phase I's checkpoint) is the pipeline's, checked
+in ``test_pipeline_e2e.py``.
 
 The tiny model never answers correctly, so a scripted judge (a local OpenAI-compatible server) decides rewards:
-"hard" examples are always wrong (their all-zero groups are evicted by DAPO and never reach the trainer), the others
-get a verdict from a hash of the candidate answer, so their groups are mixed and trainable.
+"hard" examples are judged wrong on their first draw (their all-zero groups are evicted by DAPO and never reach the
+trainer, and phase II finds them unsolved), every other verdict comes from a hash of the candidate answer, so groups
+are mixed and trainable (and a hard example drawn again, as a retrospective pick in phase II, can be trained).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -29,9 +35,9 @@ from qwenlong_verl.sampling.options import sampling_options
 from qwenlong_verl.sampling.phases import view_from_file
 from qwenlong_verl.sampling.sampler import PhasedRetrospectiveSampler
 
-# a test may run phase I and phase II first (module fixtures, 900 s limit each), or a run killed at a checkpoint
-# (600 s) and its resumption (900 s)
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+# a test may run the scheduled run first (module fixture, 900 s limit), or a run killed at a checkpoint (600 s)
+# and its resumption (900 s)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 L1, L2 = 500, 1024
 STEPS = 3
@@ -75,19 +81,23 @@ _USER = re.compile(r"Question: .*\nReference answer: (?P<gold>.*)\nCandidate ans
 
 @pytest.fixture(scope="module")
 def judge(data):
-    """``policy["hard"]``: indices always judged wrong; the rest: YES for half of the candidate answers."""
-    policy: dict[str, set] = {"hard": set()}
+    """Hard examples: NO for their first N_ROLLOUTS judge calls (one group); every other call: YES for half of the
+    candidate answers (a hash)."""
+    calls: Counter[int] = Counter()
+    lock = threading.Lock()
 
     def respond(messages):
         m = _USER.search(messages[-1]["content"])
         index = data.gold_to_index[m.group("gold").strip()]
-        if index in policy["hard"]:
+        with lock:
+            first_group = calls[index] < N_ROLLOUTS
+            calls[index] += 1
+        if index in data.hard and first_group:
             return "Different.\nVERDICT: NO"
         yes = zlib.crc32(m.group("answer").encode()) % 2 == 0
         return "Compared.\nVERDICT: " + ("YES" if yes else "NO")
 
     with FakeOpenAIServer(responder=respond) as server:
-        server.policy = policy
         yield server
 
 
@@ -97,71 +107,63 @@ def _judge_overrides(server) -> list[str]:
             "++qwenlong.reward.answer_after_think=off"]
 
 
-def _sum(result, key: str) -> float:
-    return sum(m["data"].get(key, 0.0) for m in result.metrics)
+def _sum(metrics: list[dict], key: str) -> float:
+    return sum(m["data"].get(key, 0.0) for m in metrics)
+
+
+class Scheduled:
+    """The scheduled run: its folder, result, metrics split by phase, the final table and the table saved with the
+    checkpoint at the end of phase I (what phase II's retrospective pool was built from)."""
+
+    def __init__(self, work: Path, result) -> None:
+        self.work, self.result = work, result
+        self.ckpt = work / "ckpt"
+        self.p1 = [m for m in result.metrics if m["step"] <= STEPS]
+        self.p2 = [m for m in result.metrics if m["step"] > STEPS]
+        self.table = DifficultyTable.load(self.ckpt / FILE_NAME)
+        self.prior = DifficultyTable.load(self.ckpt / f"global_step_{STEPS}" / FILE_NAME)
 
 
 @pytest.fixture(scope="module")
-def phase1(data, judge, tmp_path_factory):
-    work = tmp_path_factory.mktemp("phase1")
-    judge.policy["hard"] = set(data.hard)
+def scheduled(data, judge, tmp_path_factory) -> Scheduled:
+    work = tmp_path_factory.mktemp("scheduled")
     with hold_e2e_lock():
-        # a full checkpoint at the last step: phase II continues it
-        result = run_main_ppo(data.overrides(STEPS) + _judge_overrides(judge) + ["++qwenlong.curriculum.phase=1",
-                                                                                 f"trainer.save_freq={STEPS}"],
-                              work, recipe="qwenlong_phase1")
-    return work, result
-
-
-@pytest.fixture(scope="module")
-def phase2(data, judge, phase1, tmp_path_factory):
-    work = tmp_path_factory.mktemp("phase2")
-    judge.policy["hard"] = set()  # phase II: the former hard examples are now sometimes solved, so DAPO keeps them
-    with hold_e2e_lock():
-        # the cross-launch curriculum: phase II resumes phase I's checkpoint (steps number on: 4..6)
         result = run_main_ppo(
             data.overrides(2 * STEPS) + _judge_overrides(judge) + [
-                "++qwenlong.curriculum.phase=2", "++qwenlong.retrospective.enable=true",
-                f"++qwenlong.retrospective.difficulty_file={phase1[0] / 'ckpt' / FILE_NAME}",
-                "trainer.resume_mode=resume_path",
-                f"trainer.resume_from_path={phase1[0] / 'ckpt' / f'global_step_{STEPS}'}",
-                f"trainer.total_epochs={2 * STEPS}", f"trainer.save_freq={STEPS}"],
-            work, recipe="qwenlong_phase2")
-    return work, result
-
-
-def test_phase1_writes_difficulty_file_with_evicted_groups(data, phase1):
-    work, result = phase1
+                f"++qwenlong.curriculum.schedule=[{{phase:1,until_step:{STEPS}}},{{phase:2,until_step:{2 * STEPS}}}]",
+                "++qwenlong.retrospective.enable=true", "trainer.save_freq=100", f"trainer.total_epochs={2 * STEPS}"],
+            work, recipe="qwenlong_phase1")
     assert result.returncode == 0, result.tail()
-    assert result.steps() == list(range(1, STEPS + 1)), result.tail()
-    table = DifficultyTable.load(work / "ckpt" / FILE_NAME)
-    # only phase I examples (prompt_length <= L1) were drawn, every record is phase 1
-    assert set(table.examples) <= data.short and table.phases() == [1]
-    for m in result.metrics:
+    assert result.steps() == list(range(1, 2 * STEPS + 1)), result.tail()
+    return Scheduled(work, result)
+
+
+def test_phase1_records_every_scored_rollout_evicted_groups_included(data, scheduled):
+    run = scheduled
+    # phase I drew only its band (prompt_length <= L1); the table saved at its end holds phase 1 records only
+    assert set(run.prior.examples) <= data.short and run.prior.phases() == [1]
+    for m in run.p1:
         assert m["data"]["qwenlong/phase"] == 1.0
         assert m["data"]["qwenlong/retro_share"] == 0.0
     # DAPO evicted groups, and those rollouts are in the table all the same: it holds every scored rollout, more
     # than the trainer saw (STEPS batches of BATCH x N_ROLLOUTS)
-    assert _sum(result, "training/filter_groups/evicted_samples") > 0, result.tail()
-    rollouts = sum(h[2] for ex in table.examples.values() for h in ex.history)
-    assert rollouts == _sum(result, "qwenlong/scored_samples") > STEPS * BATCH * N_ROLLOUTS
-    # the hard examples (always all-zero groups, so always evicted and never trained) are recorded, mean reward 0
-    hard_seen = data.hard & set(table.examples)
-    assert hard_seen, f"no hard example drawn in {STEPS} steps; table: {sorted(table.examples)}"
+    assert _sum(run.p1, "training/filter_groups/evicted_samples") > 0, run.result.tail()
+    rollouts = sum(h[2] for ex in run.prior.examples.values() for h in ex.history)
+    assert rollouts == _sum(run.p1, "qwenlong/scored_samples") > STEPS * BATCH * N_ROLLOUTS
+    # the hard examples' first groups (all zero, so evicted and never trained) are recorded with reward 0 (a step
+    # that drew an example twice, DAPO's refill running into the next epoch, has one entry for both groups)
+    hard_seen = data.hard & set(run.prior.examples)
+    assert hard_seen, f"no hard example drawn in {STEPS} steps; table: {sorted(run.prior.examples)}"
     for idx in hard_seen:
-        n, mean = table.stats(idx)
-        assert mean == 0.0 and n >= N_ROLLOUTS and n % N_ROLLOUTS == 0
+        _step, _phase, n, total = run.prior.examples[idx].history[0]
+        assert n % N_ROLLOUTS == 0 and total <= n - N_ROLLOUTS, run.prior.examples[idx].history
 
 
-def test_phase2_mixes_in_phase1_zero_reward_examples(data, phase1, phase2):
-    prior = DifficultyTable.load(phase1[0] / "ckpt" / FILE_NAME)
-    zero = {i for i, m in prior.means().items() if m == 0.0}
-    solved = {i for i, m in prior.means().items() if m > 0.0}
-    work, result = phase2
-    assert result.returncode == 0, result.tail()
-    assert result.steps() == list(range(STEPS + 1, 2 * STEPS + 1)), result.tail()
-    table = DifficultyTable.load(work / "ckpt" / FILE_NAME)
-    drawn2 = {i for i, ex in table.examples.items() if any(h[1] == 2 for h in ex.history)}
+def test_phase2_mixes_in_phase1_zero_reward_examples(data, scheduled):
+    run = scheduled
+    zero = {i for i, m in run.prior.means().items() if m == 0.0}
+    solved = {i for i, m in run.prior.means().items() if m > 0.0}
+    drawn2 = {i for i, ex in run.table.examples.items() if any(h[1] == 2 for h in ex.history)}
     retro = drawn2 & data.short
     # phase II drew its own band and phase I examples, and the latter are exactly zero-reward ones (nothing else of
     # phase I's band: phase I's data order did not carry over into phase II's sampler)
@@ -170,54 +172,29 @@ def test_phase2_mixes_in_phase1_zero_reward_examples(data, phase1, phase2):
     assert retro and retro <= zero, (retro, zero)
     assert not retro & solved
     # the trained batches contained retrospective examples (logged per step by the trainer)
-    assert max(m["data"].get("qwenlong/retro_share", 0.0) for m in result.metrics) > 0.0
-    for m in result.metrics:
+    assert max(m["data"].get("qwenlong/retro_share", 0.0) for m in run.p2) > 0.0, run.result.tail()
+    for m in run.p2:
         assert m["data"]["qwenlong/phase"] == 2.0
-        assert m["data"]["qwenlong/retro_pool"] == float(len({i for i in zero if i in data.short}))
-    # the phase II file carries phase I's history too, for a later phase
-    assert table.phases() == [1, 2]
-    assert all(table.stats(i, phases=[1])[0] == prior.stats(i)[0] for i in prior.examples)
+        assert m["data"]["qwenlong/retro_pool"] == float(len(zero & data.short))
+    # the final table carries phase I's history unchanged, for a later phase
+    assert run.table.phases() == [1, 2]
+    assert all(run.table.stats(i, phases=[1]) == run.prior.stats(i) for i in run.prior.examples)
 
 
-def test_phase2_launch_continues_phase1_training_state(data, phase1, phase2):
-    """Phase II resumed phase I's checkpoint: its first update used phase I's Adam moments (the state's step counts
-    on: 3 after phase I, 6 after phase II), the lr follows one schedule, and global steps continue."""
+def test_the_switch_keeps_model_optimizer_and_lr_schedule(scheduled):
+    """The switch is logged, the difficulty file is written and a full checkpoint saved at the end of phase I, and
+    the optimizer runs on: Adam has taken 3 steps at the end of phase I and 6 at the end, under one lr."""
     from e2e_utils import adam_steps
 
-    work1, result1 = phase1
-    work2, result2 = phase2
-    assert adam_steps(work1 / "ckpt" / f"global_step_{STEPS}" / "actor") == {STEPS}
-    assert adam_steps(work2 / "ckpt" / f"global_step_{2 * STEPS}" / "actor") == {2 * STEPS}
-    assert "phase 2 continues phase 1's training state" in result2.output, result2.tail()
-    assert "starts at epoch 0 (none of phase 1's data order carries over)" in result2.output
-    lrs = [m["data"]["actor/lr"] for m in result1.metrics + result2.metrics]
-    assert len(lrs) == 2 * STEPS and len(set(lrs)) == 1, lrs  # the recipes' constant lr, one schedule
-
-
-def test_in_run_schedule_switches_phase_without_restarting(data, judge, tmp_path, e2e_lock):
-    """``qwenlong.curriculum.schedule`` in one run: phase I for steps 1-2, phase II for 3-4. The switch is logged,
-    the difficulty file is written and a full checkpoint saved at the end of phase I, the optimizer runs on, and
-    phase II draws from its band (plus phase I's unsolved examples) only."""
-    from e2e_utils import adam_steps
-
-    work = tmp_path / "schedule"
-    judge.policy["hard"] = set(data.hard)
-    result = run_main_ppo(
-        data.overrides(4) + _judge_overrides(judge) + [
-            "++qwenlong.curriculum.schedule=[{phase:1,until_step:2},{phase:2,until_step:4}]",
-            "++qwenlong.retrospective.enable=true", "trainer.save_freq=100", "trainer.total_epochs=4"],
-        work, recipe="qwenlong_phase1")
-    assert result.returncode == 0, result.tail()
-    assert result.steps() == [1, 2, 3, 4]
-    assert [m["data"]["qwenlong/phase"] for m in result.metrics] == [1.0, 1.0, 2.0, 2.0]
-    assert "qwenlong: phase switch 1 -> 2 at step 3" in result.output
-    assert "(end of phase 1)" in result.output  # the difficulty file, written at the switch
-    assert adam_steps(work / "ckpt" / "global_step_2" / "actor") == {2}  # saved at the end of phase I
-    assert adam_steps(work / "ckpt" / "global_step_4" / "actor") == {4}
-    table = DifficultyTable.load(work / "ckpt" / FILE_NAME)
-    zero1 = {i for i, m in table.means(phases=[1]).items() if m == 0.0}
-    drawn2 = {i for i, ex in table.examples.items() if any(h[1] == 2 for h in ex.history)}
-    assert drawn2 & data.long and drawn2 <= data.long | zero1, drawn2 - data.long
+    run = scheduled
+    out = run.result.output
+    assert f"qwenlong: phase switch 1 -> 2 at step {STEPS + 1}" in out
+    assert "(end of phase 1)" in out  # the difficulty file, written at the switch
+    assert f"qwenlong: checkpoint at the end of phase 1 (step {STEPS})" in out
+    assert adam_steps(run.ckpt / f"global_step_{STEPS}" / "actor") == {STEPS}  # saved at the end of phase I
+    assert adam_steps(run.ckpt / f"global_step_{2 * STEPS}" / "actor") == {2 * STEPS}
+    lrs = [m["data"]["actor/lr"] for m in run.result.metrics]
+    assert len(set(lrs)) == 1, lrs  # the recipes' constant lr, one schedule
 
 
 REWARD_FN = '''
