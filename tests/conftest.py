@@ -79,13 +79,20 @@ def pytest_runtest_protocol(item, nextitem):
         yield
 
 
+E2E_FILE_SUFFIX = "_e2e.py"  # the files of the e2e tests: one xdist work unit (E2EFirstScheduling)
+
+
 def pytest_collection_modifyitems(config, items):
     """Every e2e test carries its own finite ``pytest.mark.timeout``: a hung verl run must fail the test, not hang
-    CI (``timeout(0)`` disables pytest-timeout, and the ini default was not chosen for it)."""
-    unbounded = []
+    CI (``timeout(0)`` disables pytest-timeout, and the ini default was not chosen for it). Every e2e test lives in
+    a ``*_e2e.py`` file (the scheduler below groups them by that name), and the e2e tests come first (a stable sort):
+    with ``-n 2`` their worker starts on the suite's critical path at once."""
+    unbounded, misplaced = [], []
     for item in items:
         if item.get_closest_marker("e2e") is None:
             continue
+        if not item.nodeid.split("::", 1)[0].endswith(E2E_FILE_SUFFIX):
+            misplaced.append(item.nodeid)
         mark = item.get_closest_marker("timeout")
         seconds = (mark.args[0] if mark.args else mark.kwargs.get("timeout")) if mark is not None else None
         if not isinstance(seconds, (int, float)) or seconds <= 0:
@@ -93,6 +100,29 @@ def pytest_collection_modifyitems(config, items):
     if unbounded:
         raise pytest.UsageError("e2e tests without a finite pytest.mark.timeout (add one, sized to the run): "
                                 + ", ".join(unbounded))
+    if misplaced:
+        raise pytest.UsageError(f"e2e tests outside a *{E2E_FILE_SUFFIX} file (move them into one, so that xdist "
+                                "runs them on one worker, one after another): " + ", ".join(misplaced))
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: unknown (and unused) without the plugin
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with every ``*_e2e.py`` file in one work unit, queued first (``--no-loadscope-reorder``
+    keeps the collection order, e2e first): one worker runs the verl trainer runs back to back, the critical path,
+    while the other takes the unit test files. xdist's own loadfile reorders units by test count, which queued the
+    few-test e2e files last: the unit tests finished first and the e2e files then ran one at a time, a worker
+    waiting on the e2e lock."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class E2EFirstScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "e2e" if path.endswith(E2E_FILE_SUFFIX) else path
+
+    return E2EFirstScheduling(config, log)
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Hydra sweeps of verl's main_ppo through hydra-submitit-launcher (+qwenlong_sweep=local|slurm) and sweep-report.
 
-One real sweep on the CPU backend (2 points: the good job finishes in its own process, folder and Ray; the other is
-refused by the guard in its own job and is a failed row naming the finding), the guard under Hydra's basic launcher,
-a dry composition of the SLURM overlay, and the report on hand-made job folders (a killed job, a job still running)."""
+The guard under Hydra's basic launcher, a dry composition of the SLURM overlay, and the report on hand-made job
+folders (a killed job, a job still running). The real local sweep (a training point and a point the guard refuses)
+is the shared run of ``test_main_ppo_e2e.py``."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e_utils import CPU_ENV
 
 from qwenlong_verl.hydra.sweep import JOB_DIR_ENV, QWENLONG_LOCAL_LAUNCHER, STATUS_FILE
-from qwenlong_verl.hydra.sweep_report import REPORT_JSON, REPORT_MD, REWARD_PNG, build_report, write_report
+from qwenlong_verl.hydra.sweep_report import REPORT_JSON, REPORT_MD, REWARD_PNG, write_report
 
 MAIN_PPO = [sys.executable, "-m", "verl.trainer.main_ppo"]
 RAY_STARTED = ("Started a local Ray instance", "ray init kwargs", "TaskRunner")
@@ -309,76 +308,3 @@ def test_report_command_errors_in_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     proc = _cli(["sweep-report", tmp_path / "empty"], tmp_path)
     assert proc.returncode == 2 and "no Hydra job folder" in proc.stderr
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The real sweep
-# ---------------------------------------------------------------------------------------------------------------
-SECRET = "wk-s3cret-778899"
-PHASE3_CAUSE = "qwenlong.curriculum.phase=3 is not a phase of qwenlong.curriculum.lengths=[384, 1024] (phases 1..2)"
-
-
-@pytest.mark.e2e
-@pytest.mark.timeout(1200)  # the 2-point sweep (its limit: 900 s), sweep-report and set-up
-def test_local_sweep_runs_each_point_in_its_own_process_and_folder(demo_data, tmp_path, e2e_lock):
-    """Two points: phase 1 trains one step in its own process, folder and Ray; phase 3 is refused by the guard in
-    its own job, before Ray starts, and the launcher's per-job line and sweep-report name the guard's finding with
-    the run's secret masked (a failed point's cause, not submitit's log path)."""
-    sweep = tmp_path / "sweep"
-    args = [*MAIN_PPO, "-m", "+recipe=qwenlong_phase1", "+qwenlong_env=cpu", "+qwenlong_sweep=local",
-            f"data.train_files={demo_data.train}", f"data.val_files={demo_data.val}",
-            f"actor_rollout_ref.model.path={demo_data.model}", "trainer.total_training_steps=1",
-            "trainer.experiment_name=e2e",
-            "algorithm.filter_groups.enable=false",  # as the foundation test: the untrained model solves nothing
-            f"hydra.sweep.dir={sweep}", f"+trainer.wandb_api_key={SECRET}",
-            "qwenlong.curriculum.phase=1,3"]  # 3: not a phase of the two lengths, refused by the guard
-    env = {k: v for k, v in os.environ.items() if k not in ("VERL_FILE_LOGGER_PATH", "VERL_FILE_LOGGER_ROOT",
-                                                            JOB_DIR_ENV)}
-    proc = subprocess.run(args, cwd=tmp_path, env={**env, **CPU_ENV, "HYDRA_FULL_ERROR": "0"},
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-    (tmp_path / "sweep.log").write_text(proc.stdout)
-    tail = proc.stdout[-4000:]
-    assert proc.returncode != 0, tail  # Hydra reports the failed point at the end of the sweep
-    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "qwenlong_verl").exists()
-
-    jobs = {v: sweep / str(i) for i, v in enumerate(("1", "3"))}
-    status = {v: json.loads((d / STATUS_FILE).read_text()) for v, d in jobs.items()}
-    assert [status[v]["status"] for v in jobs] == ["completed", "failed"], (status, tail)
-    assert len({status[v]["pid"] for v in jobs} | {os.getpid()}) == 3  # every job its own process
-    # the per-job line names the cause, masked, instead of ending with submitit's log path
-    line = next((x for x in proc.stdout.splitlines() if "sweep job #1" in x), None)
-    assert line is not None and f"failed: {PHASE3_CAUSE}" in line, tail
-    assert SECRET not in line and "_log.out" not in line
-
-    logs = {p: p.read_text(errors="replace") for p in sweep.glob(".submitit/*/*_log.out")}
-    job = jobs["1"]
-    # the logged config holds this job's value, in Hydra's record and on verl's worker (the sampler's phase)
-    cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
-    assert cfg["qwenlong"]["curriculum"]["phase"] == 1
-    log = next(t for t in logs.values() if f"'default_local_dir': '{job}/checkpoints" in t)
-    assert "qwenlong curriculum: phase 1 (" in log
-    assert f"Creating file logger at {job}/metrics.jsonl" in log
-    assert "Started a local Ray instance" in log  # its own Ray
-    # its own outputs: metrics, difficulty file (next to its checkpoints), nothing of the other job
-    steps = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    assert [s["step"] for s in steps] == [1]
-    assert (job / "checkpoints" / "qwenlong_verl" / "e2e" / "qwenlong_difficulty.json").is_file()
-    assert status["1"]["wall_s"] > 0
-    assert not (jobs["3"] / "metrics.jsonl").exists()  # refused before Ray: nothing trained
-
-    proc = _cli(["sweep-report", sweep], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"did not complete: 1 ({PHASE3_CAUSE[:40]}" in proc.stderr, proc.stderr[-2000:]
-    report = json.loads((sweep / REPORT_JSON).read_text())
-    assert report["swept_keys"] == ["qwenlong.curriculum.phase"]
-    rows = {str(r["swept"]["qwenlong.curriculum.phase"]): r for r in report["jobs"]}
-    assert set(rows) == {"1", "3"}
-    assert rows["1"]["status"] == "completed" and rows["1"]["steps"] == 1
-    assert rows["1"]["final"]["reward"] is not None and rows["1"]["final"]["response_length"] > 0
-    assert rows["1"]["final"]["acc"] is not None
-    assert rows["3"]["status"] == "failed" and rows["3"]["cause"].startswith(PHASE3_CAUSE[:40])
-    md = (sweep / REPORT_MD).read_text()
-    assert "| 3 | failed |" in md and PHASE3_CAUSE[:40] in md and "this run would fail" not in md
-    assert SECRET not in md and SECRET not in (sweep / REPORT_JSON).read_text()
-    assert (sweep / REWARD_PNG).stat().st_size > 0
-    assert build_report(sweep)["counts"] == {"completed": 1, "failed": 1}
