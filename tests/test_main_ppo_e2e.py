@@ -32,6 +32,7 @@ import pytest
 import yaml
 from e2e_utils import CPU_ENV, RunResult, demo_overrides
 from fake_openai_server import FakeOpenAIServer
+from reliability_utils import run_cli_process
 
 from qwenlong_verl.hydra.sweep import JOB_DIR_ENV, STATUS_FILE
 from qwenlong_verl.hydra.sweep_report import REPORT_JSON, REPORT_MD, REWARD_PNG, build_report
@@ -189,11 +190,6 @@ def test_cpu_backend_at_world_size_two_feeds_both_replicas_and_one_difficulty_ta
         "model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt"]
 
 
-def _cli(args: list, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qwenlong_verl.cli", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=180)
-
-
 def test_a_local_sweep_runs_each_point_in_its_own_process_and_folder(shared_run):
     """Point 2 trained in its own process, folder and Ray; point 3 was refused by the guard in its own job, before
     Ray started, and the launcher's per-job line and sweep-report name the guard's finding with the secret masked
@@ -221,7 +217,7 @@ def test_a_local_sweep_runs_each_point_in_its_own_process_and_folder(shared_run)
     assert run.status["2"]["wall_s"] > 0
     assert not (run.jobs["3"] / "metrics.jsonl").exists()  # refused before Ray: nothing trained
 
-    proc = _cli(["sweep-report", run.sweep], run.sweep.parent)
+    proc = run_cli_process(["sweep-report", run.sweep], run.sweep.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"did not complete: 1 ({PHASE3_CAUSE[:40]}" in proc.stderr, proc.stderr[-2000:]
     report = json.loads((run.sweep / REPORT_JSON).read_text())
