@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as _hypothesis_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,6 +23,13 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 E2E_LOCK = Path(os.environ.get("QWENLONG_E2E_LOCK", "/tmp/qwenlong-verl-e2e.lock"))
+
+# Hypothesis: random examples on a developer's machine (to find what nobody wrote down), the same examples every run
+# in CI (.ci/run sets QWENLONG_HYPOTHESIS_PROFILE=ci): a CI result depends on the commit, not on the draw. A failure
+# prints its example and the blob that replays it (@reproduce_failure).
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+_hypothesis_settings.register_profile("dev", print_blob=True)
+_hypothesis_settings.load_profile(os.environ.get("QWENLONG_HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture(scope="session")
