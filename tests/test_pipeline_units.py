@@ -156,6 +156,57 @@ def test_phase2_command_hands_over_weights_difficulty_and_fresh_folder(tmp_path)
     assert retrospective_overrides(None, "zero_mean") == ["++qwenlong.retrospective.enable=false"]
 
 
+def test_phase2_continues_phase1_or_its_own_interrupted_attempt(tmp_path):
+    """Phase II resumes phase I's last checkpoint; re-run after an interruption it goes on from its own last
+    checkpoint (verl's auto mode in its own folder), with the same totals: phase I's steps + its own."""
+    o = cpu_demo_options(tmp_path)
+    p1 = tmp_path / "phase1" / "ckpt" / "global_step_12"
+    first = rl_command(o, 2, train="t", val="v", model="m", ckpt=tmp_path / "phase2" / "ckpt", difficulty_out=None,
+                       difficulty_in=None, judge_url=None, resume_from=p1)
+    assert _value(first, "trainer.resume_mode") == "resume_path"
+    assert _value(first, "trainer.resume_from_path") == str(p1)
+    again = rl_command(o, 2, train="t", val="v", model="m", ckpt=tmp_path / "phase2" / "ckpt", difficulty_out=None,
+                       difficulty_in=None, judge_url=None, resume_from=p1, own_progress=True)
+    assert _value(again, "trainer.resume_mode") == "auto"
+    assert not any(a.startswith("trainer.resume_from_path") for a in again)
+    for cmd in (first, again):
+        assert [a for a in cmd if a.startswith("trainer.total_training_steps")][-1] == "trainer.total_training_steps=24"
+
+
+def test_a_rerun_of_an_interrupted_phase2_keeps_its_steps(tmp_path, monkeypatch):
+    """run_phase: a phase II folder without checkpoints starts from phase I's; one holding an interrupted attempt's
+    checkpoints goes on from them (the command verl gets, captured at the stage runner)."""
+    from qwenlong_verl.pipeline.stages import run_phase
+
+    import pandas as pd
+
+    ctx = StageContext(options=cpu_demo_options(tmp_path / "w"))
+    _fake_checkpoint(tmp_path / "p1ckpt", 12, "actor")
+    train = tmp_path / "train.parquet"
+    pd.DataFrame({"prompt_length": [200, 500], "data_source": ["d", "d"],
+                  "extra_info": [{"index": 0}, {"index": 1}]}).to_parquet(train)
+    ctx.records = {"data": StageRecord("data", "ran", {"train": str(train), "val": str(train), "model": "/base"}),
+                   "phase1": StageRecord("phase1", "ran", {"hf_model": "/p1", "ckpt": str(tmp_path / "p1ckpt")})}
+    ctx.current = "phase2"
+    commands: list[list[str]] = []
+
+    def verl_saves_step(step: int):
+        def run_command(cmd, **_):
+            commands.append(list(cmd))
+            _fake_checkpoint(ctx.stage_dir() / "ckpt", step, "actor")
+        return run_command
+
+    ctx.stage_dir().mkdir(parents=True)
+    monkeypatch.setattr(ctx, "run_command", verl_saves_step(15))  # killed after step 15 of 24
+    run_phase(ctx, 2)
+    assert _value(commands[-1], "trainer.resume_mode") == "resume_path"
+    monkeypatch.setattr(ctx, "run_command", verl_saves_step(24))
+    out = run_phase(ctx, 2)
+    assert _value(commands[-1], "trainer.resume_mode") == "auto"  # its own global_step_15, not phase I's step 12
+    assert out["continued_own_attempt"] == str(ctx.stage_dir() / "ckpt" / "global_step_15")
+    assert out["continued_from"] == str(tmp_path / "p1ckpt" / "global_step_12")
+
+
 def test_gpu_commands_follow_the_recipes(tmp_path):
     o = PipelineOptions(mode="gpu", workdir=tmp_path, ray_address="10.0.0.1:6379", nproc_per_node=8)
     cmd = rl_command(o, 2, train="t", val="v", model="m", ckpt=tmp_path, difficulty_out=None, difficulty_in=None,

@@ -10,7 +10,8 @@ this package's recipes plus the overrides built here:
   checkpoint (``trainer.resume_mode=resume_path``, :func:`resume_overrides`): weights, Adam moments, lr scheduler,
   global step and RNG continue, so phase II's steps number on from phase I's. Its sampler sees a checkpoint of
   another phase and starts phase II's band at epoch 0 (nothing of phase I's data order carries over), and phase II
-  writes its own checkpoint folder. ``phase2_start="restart"`` is the paper's separate launch: the actor's HF folder
+  writes its own checkpoint folder. An interrupted phase II re-run goes on from its own last checkpoint there
+  (``trainer.resume_mode=auto``), not from phase I's end again. ``phase2_start="restart"`` is the paper's separate launch: the actor's HF folder
   of phase I's last checkpoint (:func:`rl_hf_model`) with a fresh optimizer and step count. Either way phase I's
   difficulty table is passed in :func:`retrospective_overrides`, the one place that wires
   ``qwenlong.difficulty.output_file`` of phase I to ``qwenlong.retrospective.difficulty_file`` of phase II.
@@ -316,15 +317,20 @@ def latest_checkpoint(ckpt: Path) -> Path:
     return ckpt / f"global_step_{_latest_step(ckpt)}"
 
 
-def resume_overrides(checkpoint: Path, steps: int | None) -> list[str]:
+def resume_overrides(checkpoint: Path, steps: int | None, *, own_progress: bool = False) -> list[str]:
     """Continue a run's full training state in a new launch (phase II after phase I): verl's ``resume_path`` mode
     restores the actor's weights, optimizer and lr scheduler, the RNG and the global step N from
     ``checkpoint`` (``.../global_step_N``). Global steps number on, so the launch must run to N + ``steps``; verl's
-    epoch loop counts from N // steps_per_epoch as well, so ``total_epochs`` is raised alike."""
+    epoch loop counts from N // steps_per_epoch as well, so ``total_epochs`` is raised alike.
+
+    ``own_progress``: this stage was interrupted after saving checkpoints of its own; verl's ``auto`` mode goes on
+    from the latest of them (``trainer.default_local_dir``) instead of starting the phase again from ``checkpoint``,
+    and the totals stay N + ``steps``."""
     if not checkpoint.name.startswith("global_step_"):
         raise PipelineError(f"resume: {checkpoint} is not a verl checkpoint folder (global_step_N)")
     done = int(checkpoint.name.split("global_step_")[-1])
-    out = ["trainer.resume_mode=resume_path", f"trainer.resume_from_path={checkpoint}"]
+    out = (["trainer.resume_mode=auto"] if own_progress
+           else ["trainer.resume_mode=resume_path", f"trainer.resume_from_path={checkpoint}"])
     if steps is not None:
         total = done + steps
         out += [f"trainer.total_training_steps={total}", f"trainer.total_epochs={total}"]
@@ -333,10 +339,12 @@ def resume_overrides(checkpoint: Path, steps: int | None) -> list[str]:
 
 def rl_command(o: PipelineOptions, phase: int, *, train: str, val: str, model: str, ckpt: Path,
                difficulty_out: Path | None, difficulty_in: str | None, judge_url: str | None,
-               metrics: Path | None = None, resume_from: Path | None = None) -> list[str]:
+               metrics: Path | None = None, resume_from: Path | None = None,
+               own_progress: bool = False) -> list[str]:
     """verl's ``main_ppo`` command of one RL phase. ``resume_from``: a ``global_step_N`` checkpoint whose full
     training state the phase continues (:func:`resume_overrides`); ``model`` then names the architecture and
-    tokenizer (its weights are replaced by the checkpoint's)."""
+    tokenizer (its weights are replaced by the checkpoint's). ``own_progress``: ``ckpt`` holds checkpoints of an
+    interrupted attempt of this phase, which the launch continues instead."""
     args = [sys.executable, "-m", "verl.trainer.main_ppo", f"+recipe=qwenlong_phase{phase}"]
     if o.cpu:
         args.append("+qwenlong_env=cpu")
@@ -360,7 +368,8 @@ def rl_command(o: PipelineOptions, phase: int, *, train: str, val: str, model: s
         # least one step, so `steps` epochs let the step count decide.
         args += [f"trainer.total_training_steps={steps}", f"trainer.save_freq={steps}", f"trainer.total_epochs={steps}"]
     if resume_from is not None:
-        args += resume_overrides(resume_from, steps)  # later values win: the totals count on from phase I's step
+        # later values win: the totals count on from phase I's step
+        args += resume_overrides(resume_from, steps, own_progress=own_progress)
     if o.max_response_length is not None:
         args.append(f"data.max_response_length={o.max_response_length}")
     if o.rl_lr is not None:
@@ -417,12 +426,17 @@ def run_phase(ctx: StageContext, phase: int) -> dict[str, Any]:
     run_model = model
     if phase == 2 and not ctx.options.cpu and ctx.options.yarn_phase2:
         run_model = yarn_model(model, out)
-    resume_from = None
+    resume_from, own = None, None
     if phase == 2 and source == "phase1" and ctx.options.phase2_start == "resume":
         resume_from = latest_checkpoint(Path(ctx.outputs("phase1")["ckpt"]))
+        if (ckpt / "latest_checkpointed_iteration.txt").is_file():
+            # an interrupted attempt of phase II (a forced rerun empties the folder first): go on from its own last
+            # checkpoint, not from phase I's end again, which would throw its steps away
+            own = latest_checkpoint(ckpt)
+            logger.info("stage phase2: continuing the interrupted attempt from %s", own)
     cmd = rl_command(ctx.options, phase, train=data["train"], val=data["val"], model=run_model, ckpt=ckpt,
                      difficulty_out=difficulty_out, difficulty_in=difficulty_in, judge_url=ctx.judge_url,
-                     metrics=metrics, resume_from=resume_from)
+                     metrics=metrics, resume_from=resume_from, own_progress=own is not None)
     ctx.run_command(cmd, env=_env(ctx, metrics))
     if not (ckpt / "latest_checkpointed_iteration.txt").is_file():
         from qwenlong_verl.reporting import read_metrics
@@ -435,7 +449,8 @@ def run_phase(ctx: StageContext, phase: int) -> dict[str, Any]:
             f"--phase{phase}-steps, or trainer.save_freq / trainer.total_epochs with --phase{phase}-override")
     result: dict[str, Any] = {"hf_model": str(rl_hf_model(ckpt)), "start_model": model, "start_stage": source,
                               "ckpt": str(ckpt), "metrics": str(metrics), "retrospective_file": difficulty_in,
-                              "continued_from": str(resume_from) if resume_from else None}
+                              "continued_from": str(resume_from) if resume_from else None,
+                              "continued_own_attempt": str(own) if own else None}
     if difficulty_out.is_file():
         result["difficulty_file"] = str(difficulty_out)
     elif phase == 1:
