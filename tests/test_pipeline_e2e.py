@@ -1,5 +1,7 @@
 """The whole CPU demo through ``qwenlong-verl pipeline``: synthetic data -> verl SFT -> RL phase I -> RL phase II ->
-held-out eval -> report, at tiny sizes; then a rerun that skips every finished stage.
+held-out eval -> report, at tiny sizes. The first attempt is stopped (SIGTERM, a preemption) in phase II after its
+step-3 checkpoint; the re-run reuses the finished stages and phase II goes on from its own checkpoint without
+repeating or losing examples. Then a rerun that skips every finished stage.
 
 One module-scoped run (several verl jobs, ~4 minutes on 2 cores) under the e2e lock. DAPO dynamic sampling is off
 here: a 16-step SFT leaves the tiny model nearly always wrong, and refilling all-zero groups would only cost time.
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +26,11 @@ ARGS = ["--demo-train-rows", "32", "--demo-sft-rows", "64", "--demo-eval-rows", 
         "--sft-epochs", "2", "--phase1-steps", "2", "--phase2-steps", "2", "--eval-models", "sft,final",
         "--eval-samples", "1", "--max-response-length", "64", "--eval-max-new-tokens", "64",
         "--rl-override", "algorithm.filter_groups.enable=false", "--rl-override", "data.train_batch_size=4",
-        "--rl-override", "actor_rollout_ref.rollout.n=4", "--rl-override", "actor_rollout_ref.actor.ppo_mini_batch_size=4"]
+        "--rl-override", "actor_rollout_ref.rollout.n=4", "--rl-override", "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+        # a checkpoint after every phase II step: the first attempt is stopped after step 3, the re-run finishes
+        "--phase2-override", "trainer.save_freq=1"]
+BATCH, N_ROLLOUTS = 4, 4
+METRICS = "metrics.jsonl"
 
 
 def _cli(workdir: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -32,13 +40,46 @@ def _cli(workdir: Path, *extra: str, timeout: int = 900) -> subprocess.Completed
                           timeout=timeout)
 
 
+def _stop_at_phase2_checkpoint(workdir: Path, step: int, timeout_s: float = 900) -> str:
+    """Run the pipeline and SIGTERM it (a preemption; it ends every process of the running stage) once phase II's
+    checkpoint ``step`` is complete."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    workdir.mkdir(parents=True)
+    with open(workdir.parent / "first_attempt.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli", "pipeline", "--workdir", str(workdir),
+                                 *ARGS], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        tracker = workdir / "phase2" / "ckpt" / "latest_checkpointed_iteration.txt"
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    return f"exited early with {proc.returncode}; see {workdir.parent / 'first_attempt.log'}"
+                seen = tracker.read_text().strip() if tracker.exists() else ""
+                if seen == str(step):
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=120)
+                    return "stopped"
+                if seen and int(seen) > step:
+                    return f"phase II passed step {step} before the stop (at {seen})"
+                time.sleep(0.2)
+            return "timeout"
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=60)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """The demo pipeline, stopped in phase II after its first step (step 3), then run again: data, SFT and phase I
+    are done, phase II goes on from its own checkpoint, then eval and the report."""
     from conftest import hold_e2e_lock
 
     workdir = tmp_path_factory.mktemp("pipeline") / "demo"
     with hold_e2e_lock():  # held for the whole pipeline: it starts several verl jobs
+        first = _stop_at_phase2_checkpoint(workdir, step=3)
         proc = _cli(workdir)
+    assert first == "stopped", first
     assert proc.returncode == 0, proc.stdout[-6000:]
     report = json.loads((workdir / "report" / "report.json").read_text())
     return workdir, proc, report
@@ -51,7 +92,9 @@ def _done(workdir: Path, stage: str) -> dict:
 def test_every_stage_ran_and_the_report_says_what_happened(demo):
     workdir, proc, report = demo
     st = report["stages"]
-    assert {k: v["status"] for k, v in st.items()} == {s: "ran" for s in ("data", "sft", "phase1", "phase2", "eval")}
+    # the re-run: what finished before the stop is reused, phase II and eval ran
+    assert {k: v["status"] for k, v in st.items()} == {"data": "skipped-done", "sft": "skipped-done",
+                                                       "phase1": "skipped-done", "phase2": "ran", "eval": "ran"}
     sft_rows = st["data"]["sft_conversion"]["rows_out"]  # rows over phase I's bound were left out, and counted
     assert sft_rows + st["data"]["sft_conversion"]["too_long"] == 64
     assert st["sft"]["steps"] == 2 * (sft_rows // 8)  # 2 epochs at batch 8, verl drops the last partial batch
@@ -107,9 +150,47 @@ def test_phase2_continues_phase1_training_state(demo):
     # its own data order: phase II's sampler starts at epoch 0 of its band; one lr across both launches
     log2 = (workdir / "phase2" / "stage.log").read_text()
     assert "starts at epoch 0 (none of phase 1's data order carries over)" in log2
-    lrs = [json.loads(line)["data"]["actor/lr"] for stage in ("phase1", "phase2")
-           for line in (workdir / stage / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    from qwenlong_verl.reporting import read_metrics
+
+    lrs = [m["data"]["actor/lr"] for stage in ("phase1", "phase2") for m in read_metrics(workdir / stage / METRICS)]
     assert len(lrs) == 4 and len(set(lrs)) == 1, lrs  # the recipes' constant lr, one schedule
+
+
+def test_a_stopped_phase2_goes_on_from_its_own_checkpoint_without_repeating_or_losing_examples(demo):
+    """The re-run continued phase II's own step-3 checkpoint (not phase I's end again): step 4 drew the next batch of
+    phase II's sampler order, nothing of step 3 again (DAPO off, so each step draws exactly one batch)."""
+    from omegaconf import OmegaConf
+
+    from qwenlong_verl.sampling.difficulty import DifficultyTable
+    from qwenlong_verl.sampling.options import sampling_options
+    from qwenlong_verl.sampling.phases import view_from_file
+    from qwenlong_verl.sampling.sampler import PhasedRetrospectiveSampler
+
+    workdir, _, _ = demo
+    p1, p2 = _done(workdir, "phase1")["outputs"], _done(workdir, "phase2")["outputs"]
+    assert p2["continued_own_attempt"] == str(workdir / "phase2" / "ckpt" / "global_step_3")
+    log2 = (workdir / "phase2" / "stage.log").read_text()
+    assert f"Resuming from {workdir / 'phase2' / 'ckpt' / 'global_step_3'}" in log2, log2[-3000:]
+    assert (workdir / "phase2" / "metrics.1.jsonl").is_file()  # the stopped attempt's log, kept
+    # the order phase II's sampler draws, from the config verl ran with and phase I's table
+    config = OmegaConf.load(sorted((workdir / "phase2" / "outputs").glob("*/*/.hydra/config.yaml"))[0])
+    options = sampling_options(config)
+    table = DifficultyTable(metric=options.difficulty.metric)
+    table.merge(DifficultyTable.load(p1["difficulty_file"]))
+    view = view_from_file(_done(workdir, "data")["outputs"]["train"])
+    sampler = PhasedRetrospectiveSampler(view, options, table=table, start_step=3)
+    order = [view.indices[p] for p in sampler.epoch_order()]
+    sampler.epoch = 1
+    order += [view.indices[p] for p in sampler.epoch_order()]
+    drawn: dict[int, set] = {}
+    for idx, ex in DifficultyTable.load(p2["difficulty_file"]).examples.items():
+        for step, phase, n, _ in ex.history:
+            if phase == 2:
+                assert n == N_ROLLOUTS, (idx, ex.history)  # a prompt drawn twice in one step would show 2 x n
+                drawn.setdefault(step, set()).add(idx)
+    assert sorted(drawn) == [3, 4]
+    for k, step in enumerate((3, 4)):
+        assert drawn[step] == set(order[k * BATCH: (k + 1) * BATCH]), (step, drawn, order[: 2 * BATCH])
 
 
 def test_phase2_read_phase1_difficulty_file(demo):
