@@ -33,21 +33,38 @@ BATCH, N_ROLLOUTS = 4, 4
 METRICS = "metrics.jsonl"
 
 
+# phase I is scored by verl's own dapo reward manager (a reward by index parity), which sends no telemetry: the
+# trainer warns and its difficulty table falls back to the trained batch's rewards (DAPO's filter is off: every
+# rollout); phase II keeps the package's hybrid manager and the stand-in judge
+REWARD_FN = """
+def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
+    return 1.0 if int(extra_info["index"]) % 2 == 0 else 0.0
+"""
+
+
+def _args(workdir: Path) -> list[str]:
+    fn = workdir.parent / "parity_reward.py"
+    if not fn.exists():
+        fn.write_text(REWARD_FN)
+    return ["pipeline", "--workdir", str(workdir), *ARGS, "--phase1-override", "reward.reward_manager.name=dapo",
+            "--phase1-override", f"reward.custom_reward_function.path={fn}",
+            "--phase1-override", "reward.custom_reward_function.name=compute_score"]
+
+
 def _cli(workdir: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "qwenlong_verl.cli", "pipeline", "--workdir", str(workdir), *ARGS,
-                           *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "qwenlong_verl.cli", *_args(workdir), *extra], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
 def _stop_at_phase2_checkpoint(workdir: Path, step: int, timeout_s: float = 900) -> str:
     """Run the pipeline and SIGTERM it (a preemption; it ends every process of the running stage) once phase II's
-    checkpoint ``step`` is complete."""
+    checkpoint ``step`` is complete and its metrics are logged (verl logs a step after saving its checkpoint)."""
     env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
     workdir.mkdir(parents=True)
     with open(workdir.parent / "first_attempt.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli", "pipeline", "--workdir", str(workdir),
-                                 *ARGS], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli", *_args(workdir)], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         tracker = workdir / "phase2" / "ckpt" / "latest_checkpointed_iteration.txt"
         deadline = time.monotonic() + timeout_s
         try:
@@ -55,7 +72,9 @@ def _stop_at_phase2_checkpoint(workdir: Path, step: int, timeout_s: float = 900)
                 if proc.poll() is not None:
                     return f"exited early with {proc.returncode}; see {workdir.parent / 'first_attempt.log'}"
                 seen = tracker.read_text().strip() if tracker.exists() else ""
-                if seen == str(step):
+                metrics = workdir / "phase2" / METRICS
+                logged = metrics.exists() and f'"step":{step},' in metrics.read_text().replace(" ", "")
+                if seen == str(step) and logged:
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(timeout=120)
                     return "stopped"
@@ -103,10 +122,12 @@ def test_every_stage_ran_and_the_report_says_what_happened(demo):
         e = st[name]
         assert e["steps"] == 2 and e["phase"] == phase
         assert -1.0 <= e["reward_mean"] <= 1.0  # acc in {0, 1} plus DAPO's overlong penalty in [-1, 0]
-        assert e["scored_rollouts"] == 2 * 4 * 4  # 2 steps x 4 prompts x G=4, no DAPO refills
-        # the CPU overlay reads answers without </think>: every wrong answer goes to the (stand-in) judge
-        assert e["judge_calls"] > 0 and e["judge_failures"] == 0
         assert e["phase_band_size"] > 0
+    # phase II: the CPU overlay reads answers without </think>, every wrong answer goes to the (stand-in) judge, and
+    # the reward manager reports every rollout it scored (phase I's dapo manager reports none: the fallback)
+    assert st["phase2"]["judge_calls"] > 0 and st["phase2"]["judge_failures"] == 0
+    assert st["phase2"]["scored_rollouts"] == 2 * 4 * 4  # 2 steps x 4 prompts x G=4, no DAPO refills
+    assert st["phase1"]["scored_rollouts"] == 0
     sizes = st["data"]["phase_sizes"]
     assert sizes["phase1"]["band_size"] + sizes["phase2"]["band_size"] + sizes["outside_all_phases"] == 32
     md = (workdir / "report" / "report.md").read_text()
@@ -191,6 +212,20 @@ def test_a_stopped_phase2_goes_on_from_its_own_checkpoint_without_repeating_or_l
     assert sorted(drawn) == [3, 4]
     for k, step in enumerate((3, 4)):
         assert drawn[step] == set(order[k * BATCH: (k + 1) * BATCH]), (step, drawn, order[: 2 * BATCH])
+
+
+def test_phase1_without_the_package_reward_manager_falls_back_to_the_trained_batch(demo):
+    """verl's dapo manager sends no telemetry: one warning, and phase I's table holds the trained batch's rewards,
+    every rollout of it (DAPO's filter off), here the parity reward of each example."""
+    workdir, _, _ = demo
+    assert "no reward telemetry" in (workdir / "phase1" / "stage.log").read_text()
+    table = json.loads(Path(_done(workdir, "phase1")["outputs"]["difficulty_file"]).read_text())
+    counts = []
+    for ex in table["examples"]:
+        n, total = sum(h[2] for h in ex["history"]), sum(h[3] for h in ex["history"])
+        assert n % N_ROLLOUTS == 0 and total == (n if int(ex["index"]) % 2 == 0 else 0.0), ex
+        counts.append(n)
+    assert sum(counts) == 2 * BATCH * N_ROLLOUTS  # 2 steps x 4 prompts x G, no evicted groups (the filter is off)
 
 
 def test_phase2_read_phase1_difficulty_file(demo):
