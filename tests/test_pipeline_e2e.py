@@ -31,6 +31,7 @@ ARGS = ["--demo-train-rows", "32", "--demo-sft-rows", "64", "--demo-eval-rows", 
         "--phase2-override", "trainer.save_freq=1"]
 BATCH, N_ROLLOUTS = 4, 4
 METRICS = "metrics.jsonl"
+ENV = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
 
 
 # phase I is scored by verl's own dapo reward manager (a reward by index parity), which sends no telemetry: the
@@ -52,18 +53,16 @@ def _args(workdir: Path) -> list[str]:
 
 
 def _cli(workdir: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "qwenlong_verl.cli", *_args(workdir), *extra], env=env,
+    return subprocess.run([sys.executable, "-m", "qwenlong_verl.cli", *_args(workdir), *extra], env=ENV,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
 def _stop_at_phase2_checkpoint(workdir: Path, step: int, timeout_s: float = 900) -> str:
     """Run the pipeline and SIGTERM it (a preemption; it ends every process of the running stage) once phase II's
     checkpoint ``step`` is complete and its metrics are logged (verl logs a step after saving its checkpoint)."""
-    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
     workdir.mkdir(parents=True)
     with open(workdir.parent / "first_attempt.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli", *_args(workdir)], env=env, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "qwenlong_verl.cli", *_args(workdir)], env=ENV, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         tracker = workdir / "phase2" / "ckpt" / "latest_checkpointed_iteration.txt"
         deadline = time.monotonic() + timeout_s

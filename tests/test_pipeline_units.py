@@ -18,6 +18,7 @@ from qwenlong_verl.pipeline.stages import (
     retrospective_overrides,
     rl_command,
     rl_hf_model,
+    run_phase,
     sft_command,
     sft_hf_model,
 )
@@ -176,8 +177,6 @@ def test_phase2_continues_phase1_or_its_own_interrupted_attempt(tmp_path):
 def test_a_rerun_of_an_interrupted_phase2_keeps_its_steps(tmp_path, monkeypatch):
     """run_phase: a phase II folder without checkpoints starts from phase I's; one holding an interrupted attempt's
     checkpoints goes on from them (the command verl gets, captured at the stage runner)."""
-    from qwenlong_verl.pipeline.stages import run_phase
-
     import pandas as pd
 
     ctx = StageContext(options=cpu_demo_options(tmp_path / "w"))

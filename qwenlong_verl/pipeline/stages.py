@@ -11,9 +11,9 @@ this package's recipes plus the overrides built here:
   global step and RNG continue, so phase II's steps number on from phase I's. Its sampler sees a checkpoint of
   another phase and starts phase II's band at epoch 0 (nothing of phase I's data order carries over), and phase II
   writes its own checkpoint folder. An interrupted phase II re-run goes on from its own last checkpoint there
-  (``trainer.resume_mode=auto``), not from phase I's end again. ``phase2_start="restart"`` is the paper's separate launch: the actor's HF folder
-  of phase I's last checkpoint (:func:`rl_hf_model`) with a fresh optimizer and step count. Either way phase I's
-  difficulty table is passed in :func:`retrospective_overrides`, the one place that wires
+  (``trainer.resume_mode=auto``), not from phase I's end again. ``phase2_start="restart"`` is the paper's separate
+  launch: the actor's HF folder of phase I's last checkpoint (:func:`rl_hf_model`) with a fresh optimizer and step
+  count. Either way phase I's difficulty table is passed in :func:`retrospective_overrides`, the one place that wires
   ``qwenlong.difficulty.output_file`` of phase I to ``qwenlong.retrospective.difficulty_file`` of phase II.
 """
 
